@@ -1,0 +1,36 @@
+"""unifilter-hf: UniFilter multimodal data-quality scoring for the Hugging Face ecosystem.
+
+Importing the package registers the `unifilter` model type with the Auto classes (config, model, sequence
+classification, processor), so saved checkpoints load with `AutoModel.from_pretrained` and friends.
+"""
+
+from transformers import AutoConfig, AutoModel, AutoModelForSequenceClassification, AutoProcessor
+
+from .configuration_unifilter import LEVEL_NAMES, UniFilterConfig
+from .modeling_unifilter import QualityScoringOutput, UniFilterForQualityScoring
+from .processing_unifilter import UniFilterProcessor
+from .sample import Sample, SampleError
+
+__version__ = "0.1.0"
+
+AutoConfig.register(UniFilterConfig.model_type, UniFilterConfig, exist_ok=True)
+AutoModel.register(UniFilterConfig, UniFilterForQualityScoring, exist_ok=True)
+AutoModelForSequenceClassification.register(UniFilterConfig, UniFilterForQualityScoring, exist_ok=True)
+AutoProcessor.register(UniFilterConfig, UniFilterProcessor, exist_ok=True)
+
+# Saved folders also carry the code (auto_map + copied modules) so they load with trust_remote_code=True
+# where unifilter_hf is not installed.
+UniFilterConfig.register_for_auto_class()
+UniFilterForQualityScoring.register_for_auto_class("AutoModel")
+UniFilterProcessor.register_for_auto_class()
+
+__all__ = [
+    "LEVEL_NAMES",
+    "QualityScoringOutput",
+    "Sample",
+    "SampleError",
+    "UniFilterConfig",
+    "UniFilterForQualityScoring",
+    "UniFilterProcessor",
+    "__version__",
+]

@@ -1,0 +1,87 @@
+"""Configuration of the UniFilter quality scorer (SigLIP vision + pooled projector + decoder LLM + score head)."""
+
+from __future__ import annotations
+
+import math
+
+from transformers import AutoConfig, PreTrainedConfig
+from transformers.configuration_utils import SubConfigSpec
+
+# The four quality levels of the UniFilter training data (score = level, 0 worst, 3 best).
+LEVEL_NAMES = ["easy_negative", "medium_negative", "hard_negative", "positive"]
+
+# Defaults follow the official release: SigLIP so400m-patch14-384 (729 patches) pooled to 144 tokens.
+_SO400M_384 = {
+    "hidden_size": 1152,
+    "intermediate_size": 4304,
+    "num_hidden_layers": 27,
+    "num_attention_heads": 16,
+    "patch_size": 14,
+    "image_size": 384,
+    "vision_use_head": False,
+}
+
+
+class UniFilterConfig(PreTrainedConfig):
+    r"""Configuration for [`UniFilterForQualityScoring`].
+
+    Args:
+        vision_config: a SigLIP vision config (object or dict). Defaults to so400m-patch14-384 without the
+            attention-pool head, which UniFilter never uses.
+        text_config: any decoder config loadable by `AutoModel.from_config` (Qwen2, Qwen3, Llama, ...).
+        num_image_tokens: tokens per image after adaptive average pooling of the patch grid; a square number.
+        projector_hidden_act: activation between the two projector linears (exact GELU in the release).
+        vision_feature_layer: index into the vision tower's `hidden_states`; -1 is the last encoder layer
+            *before* `post_layernorm`, as in the official model.
+        image_token_id: id written by the processor at image positions. Its embedding row is never read, so
+            it may lie past the end of the embedding matrix.
+        num_labels: 1 = regression on the 0..3 level scale (official release); 4 = per-level classification.
+
+    Example:
+        >>> from transformers import Qwen2Config, SiglipVisionConfig
+        >>> cfg = UniFilterConfig(
+        ...     vision_config=SiglipVisionConfig(hidden_size=32, image_size=84, patch_size=14),
+        ...     text_config=Qwen2Config(hidden_size=32, num_hidden_layers=1), num_image_tokens=16, num_labels=4)
+        >>> cfg.id2label[3]
+        'positive'
+    """
+
+    model_type = "unifilter"
+    sub_configs_defaults = {
+        "vision_config": SubConfigSpec(
+            config_class=AutoConfig, model_type="siglip_vision_model", init_kwargs=_SO400M_384
+        ),
+        "text_config": SubConfigSpec(config_class=AutoConfig, model_type="qwen2"),
+    }
+
+    vision_config: dict | PreTrainedConfig | None = None
+    text_config: dict | PreTrainedConfig | None = None
+    num_image_tokens: int = 144
+    projector_hidden_act: str = "gelu"
+    vision_feature_layer: int = -1
+    image_token_id: int = 151665
+    initializer_range: float = 0.02
+    tie_word_embeddings: bool = False
+
+    def __post_init__(self, **kwargs):
+        # A bare config gets the regression head of the official release, not transformers' 2-label default.
+        if self.id2label is None and kwargs.get("num_labels") is None:
+            kwargs["num_labels"] = 1
+        super().__post_init__(**kwargs)
+        side = math.isqrt(self.num_image_tokens)
+        if side * side != self.num_image_tokens:
+            raise ValueError(f"num_image_tokens must be a square number, got {self.num_image_tokens}")
+        # Readable labels that match the head size (pipelines look labels up by index).
+        if self.num_labels == len(LEVEL_NAMES):
+            self.id2label = dict(enumerate(LEVEL_NAMES))
+        elif self.num_labels == 1:
+            self.id2label = {0: "quality"}
+        self.label2id = {v: k for k, v in self.id2label.items()}
+
+    @property
+    def is_regression(self) -> bool:
+        """True for the official single-output head that regresses the 0..3 level."""
+        return self.num_labels == 1
+
+
+__all__ = ["UniFilterConfig", "LEVEL_NAMES"]
