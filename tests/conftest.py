@@ -20,3 +20,37 @@ def tiny():
     from tests.kit import tiny_model_and_processor
 
     return tiny_model_and_processor("qwen2")
+
+
+@pytest.fixture(scope="session")
+def model_dir(tmp_path_factory):
+    """A saved tiny regression model whose head is fitted so that real photos score across 0..3.
+
+    With a random head every score sits near 0 and a threshold of 2 would keep nothing; a least-squares
+    head on a few captions spreads the scores so that filters keep some rows and drop others.
+    """
+    from tests.kit import photo, tiny_model_and_processor
+    from unifilter_hf import Sample
+
+    model, proc = tiny_model_and_processor("qwen2", seed=11)
+    texts = ["A cup of coffee.", "A cat.", "A rocket on a pad.", "A temple roof.", "A flower.", "Astronaut."]
+    names = ["coffee", "chelsea", "rocket", "china", "flower", "astronaut"]
+    pooled = []
+    hook = model.score_head.register_forward_hook(lambda mod, args, out: pooled.append(args[0]))
+    with torch.no_grad():
+        model(**proc([Sample.caption(photo(n), t) for n, t in zip(names, texts)]))
+    hook.remove()
+    targets = torch.linspace(0.2, 3.2, len(names))[:, None]
+    weight = torch.linalg.lstsq(pooled[0], targets).solution.T
+    model.score_head.weight.data.copy_(weight)
+    folder = tmp_path_factory.mktemp("tiny-unifilter")
+    model.save_pretrained(folder)
+    proc.save_pretrained(folder)
+    return folder
+
+
+@pytest.fixture
+def default_model(model_dir, monkeypatch):
+    """Point the package default (UNIFILTER_MODEL) at the tiny model, as a user would at a checkpoint."""
+    monkeypatch.setenv("UNIFILTER_MODEL", str(model_dir))
+    return model_dir

@@ -8,6 +8,7 @@ from transformers import AutoConfig, AutoModel, AutoModelForSequenceClassificati
 
 from .configuration_unifilter import LEVEL_NAMES, UniFilterConfig
 from .modeling_unifilter import QualityScoringOutput, UniFilterForQualityScoring
+from .pipeline_unifilter import MultimodalQualityScoringPipeline, register_pipeline
 from .processing_unifilter import UniFilterProcessor
 from .sample import Sample, SampleError
 
@@ -23,9 +24,11 @@ AutoProcessor.register(UniFilterConfig, UniFilterProcessor, exist_ok=True)
 UniFilterConfig.register_for_auto_class()
 UniFilterForQualityScoring.register_for_auto_class("AutoModel")
 UniFilterProcessor.register_for_auto_class()
+register_pipeline()
 
 __all__ = [
     "LEVEL_NAMES",
+    "MultimodalQualityScoringPipeline",
     "QualityScoringOutput",
     "Sample",
     "SampleError",

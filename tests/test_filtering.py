@@ -1,0 +1,208 @@
+"""ds.map(unifilter_score) / ds.filter(unifilter_keep) on real photographs with bad rows mixed in."""
+
+import logging
+import math
+import time
+
+import datasets
+import pytest
+from transformers import pipeline
+
+from tests.badrows import bad_rows, good_rows
+from unifilter_hf import filtering
+from unifilter_hf.filtering import model_fingerprint, unifilter_keep, unifilter_score
+from unifilter_hf.scoring import QualityScorer
+
+datasets.disable_progress_bars()
+
+
+def _dataset(cases, schema):
+    rows, kinds = [], []
+    for case in cases:
+        if case.schema != schema or not case.arrow:
+            continue
+        row = {k: v for k, v in case.row.items() if k in ("image", "text", "images", "texts")}
+        if schema == "caption" and (set(row) != {"image", "text"} or not isinstance(row["text"], (str, type(None)))):
+            continue
+        if schema == "caption" and not (row["image"] is None or isinstance(row["image"], dict)):
+            continue
+        if schema == "document" and not all(isinstance(row.get(k), list) for k in ("texts", "images")):
+            continue  # one Arrow schema per dataset: such rows only come from Python callers
+        rows.append(row)
+        kinds.append(case)
+    # Hub-style columns; decode=False hands raw bytes/paths to unifilter, which decodes robustly.
+    image = datasets.Image(decode=False)
+    if schema == "caption":
+        features = datasets.Features({"image": image, "text": datasets.Value("string")})
+    else:
+        features = datasets.Features({"texts": datasets.List(datasets.Value("string")), "images": datasets.List(image)})
+    return datasets.Dataset.from_list(rows, features=features), kinds
+
+
+@pytest.fixture(scope="module")
+def fixture_sets(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("rows")
+    cases = bad_rows(tmp) + good_rows(tmp)
+    captions, caption_cases = _dataset(cases, "caption")
+    docs, doc_cases = _dataset(cases, "document")
+    assert sum(c.expect == "error" for c in caption_cases + doc_cases) >= 15
+    return [(captions, caption_cases), (docs, doc_cases)]
+
+
+@pytest.mark.parametrize("batch_size", [None, 3, 8])
+def test_map_keeps_every_row_and_matches_the_pipeline(fixture_sets, model_dir, batch_size):
+    pipe = pipeline("multimodal-quality-scoring", model=str(model_dir), device="cpu")
+    scorer = unifilter_score(model=str(model_dir), batch_size=4)
+    for ds, cases in fixture_sets:
+        kwargs = {"batched": True, "batch_size": batch_size} if batch_size else {}
+        out = ds.map(scorer, **kwargs)
+        assert len(out) == len(ds) == len(cases)
+        expected = pipe([c.row for c in cases])
+        for case, row, ref in zip(cases, out, expected):
+            if case.expect == "error":
+                assert math.isnan(row["unifilter_score"]) and case.reason in row["unifilter_error"], case.kind
+                assert row["unifilter_level"] == -1
+            else:
+                assert row["unifilter_error"] == "", (case.kind, row["unifilter_error"])
+                assert row["unifilter_level"] == ref["level"]
+                assert math.isfinite(row["unifilter_score"])
+                assert row["unifilter_score"] == pytest.approx(ref["score"], abs=1e-5), case.kind
+
+
+def test_filter_as_written_equals_batched_factory(fixture_sets, default_model, caplog):
+    ds, cases = fixture_sets[0]
+    with caplog.at_level(logging.WARNING, logger="unifilter_hf.filtering"):
+        plain = ds.filter(unifilter_keep)
+    batched = ds.filter(unifilter_keep(model=str(default_model), threshold=2.0), batched=True, batch_size=8)
+    scored = ds.map(unifilter_score, batched=True)
+    expected = [s >= 2.0 for s in scored["unifilter_score"]]  # NaN compares False: error rows are dropped
+    assert 0 < sum(expected) < len(ds)
+    assert plain["text"] == batched["text"] == [t for t, keep in zip(ds["text"], expected) if keep]
+    assert "could not be scored" in caplog.text
+    # keeping error rows is one switch
+    with_errors = ds.filter(unifilter_keep(keep_errors=True), batched=True)
+    n_errors = sum(c.expect == "error" for c in cases)
+    assert len(with_errors) == len(plain) + n_errors
+
+
+def test_documents_filter_and_threshold_factory(fixture_sets, default_model):
+    ds, _ = fixture_sets[1]
+    low = ds.filter(unifilter_keep(threshold=-100.0), batched=True, batch_size=4)
+    scored = ds.map(unifilter_score)
+    assert len(low) == sum(e == "" for e in scored["unifilter_error"]) > 0
+
+
+def test_streaming_gives_the_same_scores(fixture_sets, default_model):
+    for ds, _ in fixture_sets:
+        in_memory = ds.map(unifilter_score, batched=True, batch_size=4)["unifilter_score"]
+        stream = ds.to_iterable_dataset(num_shards=2).map(unifilter_score, batched=True, batch_size=4)
+        streamed = [r["unifilter_score"] for r in stream]
+        assert len(streamed) == len(in_memory)
+        for a, b in zip(in_memory, streamed):
+            assert (math.isnan(a) and math.isnan(b)) or a == pytest.approx(b, abs=1e-6)
+        kept = list(ds.to_iterable_dataset().filter(unifilter_keep))
+        assert len(kept) == len(ds.filter(unifilter_keep, batched=True))
+
+
+def test_cache_is_reused_only_for_the_same_model_and_settings(fixture_sets, model_dir, tmp_path, monkeypatch):
+    ds, cases = fixture_sets[0]
+    # (datasets' size estimate stats image paths and URLs, so keep the rows that hold bytes)
+    keep = [i for i, c in enumerate(cases) if not (c.row["image"] or {}).get("path")]
+    ds = ds.select(keep).flatten_indices()
+    ds.to_parquet(tmp_path / "rows.parquet")  # a file-backed dataset, as loaded from the Hub: cacheable
+    ds = datasets.Dataset.from_parquet(str(tmp_path / "rows.parquet"), cache_dir=str(tmp_path / "cache"))
+    calls = []
+    real = QualityScorer.score_rows
+    monkeypatch.setattr(QualityScorer, "score_rows", lambda self, *a, **k: calls.append(1) or real(self, *a, **k))
+
+    first = ds.map(unifilter_score(model=str(model_dir)), batched=True)
+    n = len(calls)
+    again = ds.map(unifilter_score(model=str(model_dir)), batched=True)  # a new object, same identity
+    assert len(calls) == n and again._fingerprint == first._fingerprint
+    assert again.cache_files == first.cache_files
+
+    kept_2 = ds.filter(unifilter_keep(model=str(model_dir), threshold=2.0), batched=True)
+    kept_1 = ds.filter(unifilter_keep(model=str(model_dir), threshold=1.0), batched=True)
+    assert kept_2._fingerprint != kept_1._fingerprint and len(kept_1) > len(kept_2)
+
+    # changed weights in the folder: a new fingerprint, a real recomputation
+    from unifilter_hf import UniFilterForQualityScoring
+
+    model = UniFilterForQualityScoring.from_pretrained(model_dir)
+    model.score_head.weight.data.mul_(-1)
+    changed = tmp_path / "changed"
+    model.save_pretrained(changed)
+    (changed / "processor_config.json").write_bytes((model_dir / "processor_config.json").read_bytes())
+    for name in ("tokenizer.json", "tokenizer_config.json"):
+        (changed / name).write_bytes((model_dir / name).read_bytes())
+    n = len(calls)
+    flipped = ds.map(unifilter_score(model=str(changed)), batched=True)
+    assert len(calls) > n and flipped._fingerprint != first._fingerprint
+    for a, b in zip(first["unifilter_score"], flipped["unifilter_score"]):
+        assert (math.isnan(a) and math.isnan(b)) or a == pytest.approx(-b, abs=1e-5)
+
+
+def test_in_memory_models_fingerprint_by_content(model_dir):
+    from unifilter_hf import UniFilterForQualityScoring
+
+    model = UniFilterForQualityScoring.from_pretrained(model_dir)
+    before = model_fingerprint(model)
+    assert model_fingerprint(UniFilterForQualityScoring.from_pretrained(model_dir)) == before
+    model.score_head.weight.data.add_(0.01)
+    assert model_fingerprint(model) != before
+
+
+def test_folder_fingerprint_never_reads_tensors(model_dir, tmp_path):
+    # Keep only the safetensors header: any attempt to read tensor data would fail.
+    folder = tmp_path / "header-only"
+    folder.mkdir()
+    data = (model_dir / "model.safetensors").read_bytes()
+    header = 8 + int.from_bytes(data[:8], "little")
+    (folder / "model.safetensors").write_bytes(data[:header])
+    (folder / "config.json").write_bytes((model_dir / "config.json").read_bytes())
+    first = model_fingerprint(str(folder))
+    assert first == model_fingerprint(str(folder))
+    (folder / "config.json").write_text((model_dir / "config.json").read_text().replace("320", "321"))
+    assert model_fingerprint(str(folder)) != first
+
+
+def test_fingerprint_of_a_100m_parameter_model_is_fast():
+    from transformers import Qwen2Config, SiglipVisionConfig
+
+    from unifilter_hf import UniFilterConfig, UniFilterForQualityScoring
+
+    config = UniFilterConfig(
+        vision_config=SiglipVisionConfig(
+            hidden_size=64,
+            num_hidden_layers=1,
+            num_attention_heads=2,
+            intermediate_size=64,
+            image_size=28,
+            patch_size=14,
+        ),
+        text_config=Qwen2Config(
+            hidden_size=768,
+            intermediate_size=2048,
+            num_hidden_layers=12,
+            num_attention_heads=12,
+            num_key_value_heads=4,
+            vocab_size=32000,
+        ),
+        num_image_tokens=4,
+    )
+    model = UniFilterForQualityScoring(config)
+    assert sum(p.numel() for p in model.parameters()) > 100_000_000
+    start = time.perf_counter()
+    model_fingerprint(model)
+    assert time.perf_counter() - start < 1.0
+
+
+def test_spec_pickles_light(model_dir):
+    import pickle
+
+    scorer = unifilter_score(model=str(model_dir))
+    scorer.scorer  # noqa: B018 - load the model
+    payload = pickle.dumps(scorer)
+    assert len(payload) < 10_000  # the weights never travel
+    assert pickle.loads(payload) is scorer  # same process: the live object, model already loaded
+    assert filtering.UniFilterKeep().spec()["settings"]["threshold"] == 2.0

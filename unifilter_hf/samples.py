@@ -1,0 +1,662 @@
+"""Turn any input row into a :class:`~unifilter_hf.sample.Sample`, or say in a few words why it cannot be.
+
+This is the only place where dataset rows are read and images are decoded. The pipeline, the ``datasets``
+map/filter callables, the curation job and the training collator all call :func:`to_sample` (or
+:func:`load_image`) and store ``SampleError.reason`` as the row's error, so a bad row becomes a NaN score with
+a reason instead of a crash.
+
+Supported row layouts (see :func:`detect_schema`):
+
+- ``caption``: one image column (``image``, ``jpg``, ``jpeg``, ``png``, ``webp``, ``img``, ``image_url``) and
+  one text column (``text``, ``caption``, ``txt``, or a webdataset ``json`` dict with a ``caption``/``text``).
+- ``document``: OBELICS-style parallel lists ``images`` and ``texts``; each position holds a text or an image.
+- ``mmc4``: ``text_list`` (sentences) and ``image_info`` (dicts with ``matched_text_index`` and one of
+  ``image_base64``, ``image_bytes``/``bytes``, ``image``, ``image_name`` (with ``image_root``), ``raw_url``).
+  Each image is inserted *before* its matched sentence (the OpenFlamingo convention); images matched to the
+  same sentence keep their ``image_info`` order.
+
+Handling choices (the full table of bad inputs is in ``docs/input_handling.md``):
+
+- Every image is fully decoded (truncated files fail here), EXIF-rotated and converted to RGB:
+  transparency is composited on white (:data:`TRANSPARENCY_FILL`), 16-bit grayscale is scaled by 1/257
+  (65535 -> 255, 32768 -> 128), CMYK uses Pillow's conversion (ICC profiles are ignored).
+- Images over ``max_pixels`` (by their header, before decoding) are rejected as decompression bombs.
+- A caption whose image or text is unusable is an error. A document drops an unusable image together with
+  its slot and records why in ``sample.meta["dropped"]``; it is an error only when nothing scorable is left.
+- Images with a side of 1 pixel (tracking pixels, spacers) are dropped from documents (SPEC section 3) and
+  make a caption an error.
+
+Example:
+    >>> from PIL import Image
+    >>> row = {"image": Image.new("RGB", (4, 4)), "caption": "a black square"}
+    >>> to_sample(row).texts
+    ['a black square']
+    >>> try:
+    ...     to_sample({"image": Image.new("RGB", (4, 4)), "caption": "  "})
+    ... except SampleError as err:
+    ...     print(err.reason)
+    caption: empty text
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import functools
+import http.client
+import io
+import json
+import os
+import re
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+import warnings
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from .sample import Sample, SampleError
+
+__all__ = [
+    "DEFAULT_MAX_BYTES",
+    "DEFAULT_MAX_PIXELS",
+    "TRANSPARENCY_FILL",
+    "ColumnMap",
+    "SchemaError",
+    "detect_schema",
+    "load_image",
+    "to_rgb",
+    "to_sample",
+    "try_to_sample",
+]
+
+Schema = Literal["caption", "document", "mmc4"]
+
+# Below Pillow's own warning threshold (89.5M), so our limit is the one users meet; any real photo fits.
+DEFAULT_MAX_PIXELS = 64 * 1024 * 1024
+DEFAULT_MAX_BYTES = 64 * 1024 * 1024
+# Transparent web graphics are drawn to be seen on a light page; white reproduces what the reader saw.
+TRANSPARENCY_FILL = (255, 255, 255)
+
+_USER_AGENT = "unifilter-hf/0.1 (image fetch for data-quality scoring)"
+_REASON_CHARS = 160
+_BASE64_RE = re.compile(r"[A-Za-z0-9+/=\s_-]+")
+_TRANSPARENT_MODES = {"RGBA", "LA", "PA", "RGBa", "La"}
+_UINT16_MODES = {"I;16", "I;16L", "I;16B", "I;16N"}
+
+_CAPTION_IMAGE_COLUMNS = ("image", "jpg", "jpeg", "png", "webp", "img", "image_url")
+_CAPTION_TEXT_COLUMNS = ("text", "caption", "txt", "json")
+_GROUPS = {"caption": ("image", "text"), "document": ("images", "texts"), "mmc4": ("text_list", "image_info")}
+
+
+class SchemaError(ValueError):
+    """No known row layout matches a dataset's columns (a dataset-level problem, raised before any row)."""
+
+
+# --------------------------------------------------------------------------------------------- images
+
+
+def load_image(
+    obj: Any,
+    *,
+    timeout: float = 10.0,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+    max_bytes: int = DEFAULT_MAX_BYTES,
+    root: str | os.PathLike | None = None,
+) -> Image.Image:
+    """Load, fully decode and normalize one image to RGB, or raise :class:`SampleError`.
+
+    ``obj`` may be a PIL image, a local path (``str`` or ``Path``; relative ones resolve against ``root``),
+    a ``file://``, ``http://`` or ``https://`` URL, a ``data:image/...;base64,`` URI or bare base64 text,
+    raw ``bytes``, a ``datasets`` Image dict ``{"bytes": ..., "path": ...}`` or a uint8 numpy array.
+    URLs are fetched with ``timeout`` seconds for the whole download and at most ``max_bytes`` bytes.
+    Images over ``max_pixels`` are refused from their header, before decoding.
+
+    Example:
+        >>> from PIL import Image
+        >>> load_image(Image.new("RGBA", (2, 2))).getpixel((0, 0))
+        (255, 255, 255)
+        >>> try:
+        ...     load_image(b"not an image")
+        ... except SampleError as err:
+        ...     print(err.reason)
+        image: not a recognized image format
+    """
+    source = _read_source(obj, timeout=timeout, max_bytes=max_bytes, root=root)
+    image = source if isinstance(source, Image.Image) else _open(source)
+    _check_size(image, max_pixels)
+    _decode(image)
+    try:
+        image = ImageOps.exif_transpose(image)
+    except Exception:  # noqa: BLE001 - a malformed EXIF block must not cost a good picture
+        pass
+    try:
+        return to_rgb(image)
+    except Exception as err:  # noqa: BLE001 - a rare mode Pillow cannot convert
+        raise SampleError(f"image: cannot convert mode {image.mode} to RGB ({_short(err)})") from err
+
+
+def to_rgb(image: Image.Image) -> Image.Image:
+    """Convert a decoded image of any mode to 8-bit RGB.
+
+    - ``RGBA``, ``LA``, ``PA``, ``P``/``L``/``RGB`` with a transparency key: composited on
+      :data:`TRANSPARENCY_FILL` (white).
+    - ``I;16*`` (16-bit grayscale): scaled by 1/257 and rounded, so 65535 -> 255 and 32768 -> 128.
+    - ``I`` (32-bit int): treated as 16-bit when its maximum exceeds 255, else as 8-bit; clipped to range.
+    - ``F`` (float): values within [0, 1] are scaled by 255, otherwise clipped to [0, 255]; NaN -> 0.
+    - ``1``, ``L``, ``CMYK``, ``YCbCr``, ``LAB``, ``HSV``: Pillow's conversion (CMYK ignores ICC profiles).
+
+    Example:
+        >>> import numpy as np
+        >>> from PIL import Image
+        >>> gray16 = Image.fromarray(np.array([[65535, 32768]], dtype=np.uint16))
+        >>> to_rgb(gray16).getpixel((1, 0))
+        (128, 128, 128)
+    """
+    mode = image.mode
+    if mode == "RGB":
+        return image
+    if mode in _UINT16_MODES:
+        return _gray_to_rgb(np.asarray(image, dtype=np.float64) / 257.0)
+    if mode == "I":
+        values = np.asarray(image, dtype=np.float64)
+        return _gray_to_rgb(values / 257.0 if values.size and values.max() > 255 else values)
+    if mode == "F":
+        values = np.nan_to_num(np.asarray(image, dtype=np.float64))
+        in_unit_range = values.size and values.min() >= 0.0 and values.max() <= 1.0
+        return _gray_to_rgb(values * 255.0 if in_unit_range else values)
+    if mode in _TRANSPARENT_MODES or "transparency" in image.info:
+        rgba = (image.convert("LA") if mode == "La" else image).convert("RGBA")
+        background = Image.new("RGBA", rgba.size, (*TRANSPARENCY_FILL, 255))
+        return Image.alpha_composite(background, rgba).convert("RGB")
+    return image.convert("RGB")
+
+
+def _gray_to_rgb(values: np.ndarray) -> Image.Image:
+    gray = np.clip(np.rint(values), 0, 255).astype(np.uint8)
+    return Image.fromarray(gray).convert("RGB")
+
+
+def _read_source(obj: Any, *, timeout: float, max_bytes: int, root: str | os.PathLike | None):
+    """Return the encoded bytes of ``obj``, or the PIL image itself when it is one already."""
+    if isinstance(obj, Image.Image):
+        return obj
+    if isinstance(obj, (bytes, bytearray, memoryview)):
+        return _nonempty(bytes(obj))
+    if isinstance(obj, np.ndarray):
+        try:
+            return Image.fromarray(obj)
+        except (TypeError, ValueError) as err:
+            raise SampleError(f"image: unsupported array {obj.dtype}{list(obj.shape)}") from err
+    if isinstance(obj, Mapping):
+        if obj.get("bytes") is not None:
+            return _read_source(obj["bytes"], timeout=timeout, max_bytes=max_bytes, root=root)
+        if obj.get("path"):
+            return _read_source(obj["path"], timeout=timeout, max_bytes=max_bytes, root=root)
+        raise SampleError("image: image dict has neither bytes nor path")
+    if isinstance(obj, os.PathLike):
+        return _read_file(Path(obj), max_bytes=max_bytes, root=root)
+    if isinstance(obj, str):
+        return _read_string(obj.strip(), timeout=timeout, max_bytes=max_bytes, root=root)
+    if obj is None:
+        raise SampleError("image: missing (None)")
+    raise SampleError(f"image: unsupported type {type(obj).__name__}")
+
+
+def _read_string(text: str, *, timeout: float, max_bytes: int, root: str | os.PathLike | None) -> bytes:
+    lowered = text[:16].lower()
+    if lowered.startswith(("http://", "https://")):
+        return _fetch(text, timeout=timeout, max_bytes=max_bytes)
+    if lowered.startswith("file://"):
+        path = urllib.request.url2pathname(urllib.parse.urlparse(text).path)
+        return _read_file(Path(path), max_bytes=max_bytes, root=None)
+    if lowered.startswith("data:"):
+        _, _, payload = text.partition(",")
+        return _b64decode(payload)
+    if not text:
+        raise SampleError("image: empty path")
+    path = _resolve(Path(text), root)
+    # Bare base64 is only tried when no such file exists: real paths always win.
+    if len(text) >= 64 and _BASE64_RE.fullmatch(text) and not _exists(path):
+        return _b64decode(text)
+    return _read_file(path, max_bytes=max_bytes, root=None)
+
+
+def _resolve(path: Path, root: str | os.PathLike | None) -> Path:
+    path = path.expanduser()
+    return Path(root) / path if root is not None and not path.is_absolute() else path
+
+
+def _exists(path: Path) -> bool:
+    try:
+        return path.exists()
+    except (OSError, ValueError):  # name too long for a path, or a NUL byte in it
+        return False
+
+
+def _read_file(path: Path, *, max_bytes: int, root: str | os.PathLike | None) -> bytes:
+    path = _resolve(path, root)
+    try:
+        data = path.read_bytes() if path.stat().st_size <= max_bytes else None
+    except FileNotFoundError as err:
+        raise SampleError(f"image: file not found: {_short(path)}") from err
+    except (OSError, ValueError) as err:
+        reason = getattr(err, "strerror", None) or err
+        raise SampleError(f"image: cannot read file {_short(path)} ({_short(reason)})") from err
+    if data is None:
+        raise SampleError(f"image: file larger than max_bytes={max_bytes}: {_short(path)}")
+    return _nonempty(data)
+
+
+def _b64decode(payload: str) -> bytes:
+    compact = "".join(payload.split())
+    compact += "=" * (-len(compact) % 4)  # unpadded base64 is common in JSON exports
+    altchars = b"-_" if "-" in compact or "_" in compact else None
+    try:
+        data = base64.b64decode(compact, altchars=altchars, validate=True)
+    except (binascii.Error, ValueError) as err:
+        raise SampleError("image: invalid base64 data") from err
+    return _nonempty(data)
+
+
+def _fetch(url: str, *, timeout: float, max_bytes: int) -> bytes:
+    """Download ``url`` within ``timeout`` seconds in total (not per read: a trickling server is cut off)."""
+    request = urllib.request.Request(url, headers={"User-Agent": _USER_AGENT})
+    deadline = time.monotonic() + timeout
+    chunks: list[bytes] = []
+    received = 0
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            while chunk := response.read1(1 << 16):
+                received += len(chunk)
+                if received > max_bytes:
+                    raise SampleError(f"image: URL response larger than max_bytes={max_bytes}")
+                if time.monotonic() > deadline:
+                    raise SampleError(f"image: URL fetch timed out after {timeout:g}s")
+                chunks.append(chunk)
+    except SampleError:
+        raise
+    except urllib.error.HTTPError as err:
+        raise SampleError(f"image: URL fetch failed (HTTP {err.code})") from err
+    except TimeoutError as err:
+        raise SampleError(f"image: URL fetch timed out after {timeout:g}s") from err
+    except urllib.error.URLError as err:
+        if isinstance(err.reason, TimeoutError):
+            raise SampleError(f"image: URL fetch timed out after {timeout:g}s") from err
+        raise SampleError(f"image: URL unreachable ({_short(err.reason)})") from err
+    except (OSError, http.client.HTTPException, ValueError) as err:
+        raise SampleError(f"image: URL unreachable ({_short(err)})") from err
+    return _nonempty(b"".join(chunks))
+
+
+def _nonempty(data: bytes) -> bytes:
+    if not data:
+        raise SampleError("image: empty file (0 bytes)")
+    return data
+
+
+def _open(data: bytes) -> Image.Image:
+    try:
+        # Our own max_pixels check (next step) is the one that decides; Pillow's warning would only be noise.
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            return Image.open(io.BytesIO(data))
+    except Image.DecompressionBombError as err:
+        pixels = re.search(r"\((\d+) pixels\)", str(err))
+        raise SampleError(f"image: decompression bomb ({pixels.group(1) if pixels else '?'} px)") from err
+    except UnidentifiedImageError as err:
+        raise SampleError("image: not a recognized image format") from err
+    except Exception as err:  # noqa: BLE001 - header parsers raise anything (SyntaxError, struct.error, ...)
+        raise SampleError(f"image: cannot read header ({_short(err)})") from err
+
+
+def _check_size(image: Image.Image, max_pixels: int) -> None:
+    width, height = image.size
+    if width <= 0 or height <= 0:
+        raise SampleError(f"image: empty image ({width}x{height})")
+    if width * height > max_pixels:
+        pixels = width * height
+        raise SampleError(f"image: decompression bomb ({width}x{height} = {pixels} px > {max_pixels})")
+
+
+def _decode(image: Image.Image) -> None:
+    """Decode every pixel now, so that a truncated or corrupt file fails here and not inside a batch."""
+    try:
+        image.load()
+    except Exception as err:  # noqa: BLE001 - decoders raise OSError, SyntaxError, ValueError, EOFError, ...
+        if "truncated" in str(err).lower():
+            raise SampleError("image: truncated file") from err
+        raise SampleError(f"image: cannot decode ({_short(err)})") from err
+
+
+def _short(value: object) -> str:
+    text = str(value) or type(value).__name__
+    return text if len(text) <= _REASON_CHARS else text[: _REASON_CHARS - 3] + "..."
+
+
+# --------------------------------------------------------------------------------------------- schemas
+
+
+@dataclass(frozen=True)
+class ColumnMap:
+    """Which columns of a row hold what; exactly one group must be set.
+
+    - caption: ``image`` and ``text``
+    - document (OBELICS): ``images`` and ``texts``
+    - mmc4: ``text_list`` and ``image_info``
+
+    Example:
+        >>> ColumnMap(image="URL", text="TEXT").schema
+        'caption'
+        >>> ColumnMap.detect(["images", "texts", "url"])
+        ColumnMap(image=None, text=None, images='images', texts='texts', text_list=None, image_info=None)
+    """
+
+    image: str | None = None
+    text: str | None = None
+    images: str | None = None
+    texts: str | None = None
+    text_list: str | None = None
+    image_info: str | None = None
+
+    def __post_init__(self) -> None:
+        complete = [name for name, keys in _GROUPS.items() if all(getattr(self, k) for k in keys)]
+        partial = [name for name, keys in _GROUPS.items() if any(getattr(self, k) for k in keys)]
+        if len(complete) != 1 or len(partial) != 1:
+            groups = "; ".join(f"{name}: {' + '.join(keys)}" for name, keys in _GROUPS.items())
+            raise ValueError(f"ColumnMap needs exactly one complete group ({groups}), got {self}")
+
+    @property
+    def schema(self) -> Schema:
+        """``"caption"``, ``"document"`` or ``"mmc4"``."""
+        return next(name for name, keys in _GROUPS.items() if getattr(self, keys[0]))
+
+    @property
+    def columns(self) -> list[str]:
+        """The row columns this map reads."""
+        return [getattr(self, key) for key in _GROUPS[self.schema]]
+
+    @classmethod
+    def detect(cls, column_names: Iterable[str]) -> ColumnMap:
+        """Pick the columns from a dataset's column names (case-insensitive); raises :class:`SchemaError`.
+
+        Priority: mmc4, then document, then caption (OBELICS rows also carry caption-like columns).
+        """
+        names = list(column_names)
+        by_lower = {}
+        for name in names:
+            by_lower.setdefault(name.lower(), name)
+        if "text_list" in by_lower and "image_info" in by_lower:
+            return cls(text_list=by_lower["text_list"], image_info=by_lower["image_info"])
+        if "images" in by_lower and "texts" in by_lower:
+            return cls(images=by_lower["images"], texts=by_lower["texts"])
+        image = next((by_lower[c] for c in _CAPTION_IMAGE_COLUMNS if c in by_lower), None)
+        text = next((by_lower[c] for c in _CAPTION_TEXT_COLUMNS if c in by_lower), None)
+        if image and text:
+            return cls(image=image, text=text)
+        raise SchemaError(
+            f"no known schema in columns {sorted(names)}; expected caption "
+            f"({'|'.join(_CAPTION_IMAGE_COLUMNS)} + {'|'.join(_CAPTION_TEXT_COLUMNS)}), "
+            "document (images + texts) or mmc4 (text_list + image_info); "
+            "pass columns=ColumnMap(...) to name them"
+        )
+
+    @classmethod
+    def coerce(cls, columns: ColumnMap | Mapping[str, str]) -> ColumnMap:
+        """Accept a ``ColumnMap`` or a plain dict such as ``{"image": "jpg", "text": "txt"}``."""
+        if isinstance(columns, ColumnMap):
+            return columns
+        unknown = set(columns) - {f.name for f in fields(cls)}
+        if unknown:
+            raise ValueError(f"unknown ColumnMap keys {sorted(unknown)}")
+        return cls(**columns)
+
+
+def detect_schema(column_names: Iterable[str]) -> Schema:
+    """The schema of a dataset from its column names; call once per dataset, not per row.
+
+    For the columns themselves use :meth:`ColumnMap.detect` and pass the map to :func:`to_sample`.
+
+    Example:
+        >>> detect_schema(["__key__", "jpg", "txt", "json"])
+        'caption'
+        >>> detect_schema(["text_list", "image_info", "url"])
+        'mmc4'
+    """
+    return ColumnMap.detect(column_names).schema
+
+
+# --------------------------------------------------------------------------------------------- adapters
+
+
+def to_sample(
+    row: Mapping[str, Any],
+    columns: ColumnMap | Mapping[str, str] | None = None,
+    *,
+    max_images: int | None = None,
+    image_root: str | os.PathLike | None = None,
+    timeout: float = 10.0,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+    max_bytes: int = DEFAULT_MAX_BYTES,
+) -> Sample:
+    """Turn one row into a :class:`Sample`, or raise :class:`SampleError` with a short reason.
+
+    ``columns`` overrides detection (detect once per dataset with :meth:`ColumnMap.detect` to skip the per-row
+    detection). ``max_images`` keeps the first images of a document in reading order and drops the rest
+    unloaded. ``image_root`` resolves relative paths (and mmc4 ``image_name``). The other options go to
+    :func:`load_image`. ``sample.meta`` holds ``schema`` and ``dropped`` (reasons for removed image slots).
+
+    Example:
+        >>> from PIL import Image
+        >>> pic, pixel = Image.new("RGB", (8, 8)), Image.new("RGB", (1, 1))
+        >>> doc = to_sample({"texts": ["Intro.", None, None], "images": [None, pic, pixel]})
+        >>> doc.num_images, doc.meta["dropped"]
+        (1, ['image 2: 1-pixel image (1x1)'])
+    """
+    if not hasattr(row, "keys"):
+        raise SampleError(f"row: expected a mapping, got {type(row).__name__}")
+    cols = _columns_for(row, columns)
+    missing = [name for name in cols.columns if name not in row]
+    if missing:
+        raise SampleError(f"row: missing column {missing[0]!r} (has {sorted(map(str, row.keys()))})")
+    load = functools.partial(
+        load_image, timeout=timeout, max_pixels=max_pixels, max_bytes=max_bytes, root=image_root
+    )
+    if cols.schema == "caption":
+        is_json = cols.text.lower() == "json"
+        sample = _caption(row[cols.image], row[cols.text], text_is_json=is_json, load=load)
+    elif cols.schema == "document":
+        sample = _assemble(_obelics_slots(row[cols.texts], row[cols.images]), [], load, max_images)
+    else:
+        slots, dropped = _mmc4_slots(row[cols.text_list], row[cols.image_info], image_root is not None)
+        sample = _assemble(slots, dropped, load, max_images)
+    sample.meta["schema"] = cols.schema
+    return sample
+
+
+def try_to_sample(
+    row: Mapping[str, Any], columns: ColumnMap | Mapping[str, str] | None = None, **options: Any
+) -> tuple[Sample | None, str | None]:
+    """Like :func:`to_sample` but returns ``(sample, None)`` or ``(None, reason)``; for map/filter loops.
+
+    Example:
+        >>> try_to_sample({"image": b"junk", "text": "a cat"})
+        (None, 'image: not a recognized image format')
+    """
+    try:
+        return to_sample(row, columns, **options), None
+    except SampleError as err:
+        return None, err.reason
+
+
+def _columns_for(row: Mapping[str, Any], columns: ColumnMap | Mapping[str, str] | None) -> ColumnMap:
+    if columns is not None:
+        return ColumnMap.coerce(columns)
+    try:
+        return ColumnMap.detect(str(key) for key in row.keys())
+    except SchemaError as err:
+        raise SampleError(f"row: no known schema in columns {sorted(map(str, row.keys()))}") from err
+
+
+def _caption(image_obj: Any, text: Any, *, text_is_json: bool, load: Callable[..., Image.Image]) -> Sample:
+    caption = _caption_text(text, text_is_json)
+    image = load(image_obj)  # its reasons already read "image: ..."
+    if min(image.size) == 1:
+        raise SampleError(f"image: 1-pixel image ({image.width}x{image.height})")
+    sample = Sample.caption(image, caption)
+    sample.meta["dropped"] = []
+    return sample
+
+
+def _caption_text(value: Any, is_json: bool) -> str:
+    if isinstance(value, (bytes, bytearray)):  # raw webdataset shards keep .txt as bytes
+        try:
+            value = bytes(value).decode("utf-8")
+        except UnicodeDecodeError as err:
+            raise SampleError("caption: text is not valid UTF-8") from err
+    if is_json:
+        value = _json_caption(value)
+    if value is None:
+        raise SampleError("caption: missing text (None)")
+    if not isinstance(value, str):
+        raise SampleError(f"caption: text must be a string, got {type(value).__name__}")
+    if not value.strip():
+        raise SampleError("caption: empty text")
+    return value
+
+
+def _json_caption(value: Any) -> Any:
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except json.JSONDecodeError as err:
+            raise SampleError("caption: json column is not valid JSON") from err
+    if not isinstance(value, Mapping):
+        raise SampleError(f"caption: json column must be an object, got {type(value).__name__}")
+    return value.get("caption", value.get("text"))
+
+
+# A slot is ("text", str) or ("image", label, source) where label names it in reasons ("image 3").
+_Slot = tuple
+
+
+def _as_list(value: Any, what: str) -> list:
+    if isinstance(value, (list, tuple)):
+        return list(value)
+    if isinstance(value, np.ndarray):
+        return value.tolist() if value.dtype != object else list(value)
+    if value is None:
+        raise SampleError(f"document: {what} is missing (None)")
+    raise SampleError(f"document: {what} must be a list, got {type(value).__name__}")
+
+
+def _obelics_slots(texts: Any, images: Any) -> list[_Slot]:
+    texts, images = _as_list(texts, "texts"), _as_list(images, "images")
+    if len(texts) != len(images):
+        raise SampleError(f"document: texts and images differ in length ({len(texts)} vs {len(images)})")
+    slots: list[_Slot] = []
+    for i, (text, image) in enumerate(zip(texts, images)):
+        if text is not None and image is not None:
+            raise SampleError(f"slot {i}: holds both a text and an image")
+        if text is not None:
+            slots.append(("text", _slot_text(text, f"text {i}")))
+        elif image is not None:
+            slots.append(("image", f"image {i}", image))
+    return slots
+
+
+def _slot_text(text: Any, label: str) -> str:
+    if not isinstance(text, str):
+        raise SampleError(f"{label}: must be a string, got {type(text).__name__}")
+    return text
+
+
+def _mmc4_slots(text_list: Any, image_info: Any, has_root: bool) -> tuple[list[_Slot], list[str]]:
+    sentences = [_slot_text(s, f"text {i}") for i, s in enumerate(_as_list(text_list, "text_list"))]
+    before: dict[int, list[_Slot]] = {}
+    dropped: list[str] = []
+    for k, info in enumerate(_as_list(image_info, "image_info")):
+        label = f"image {k}"
+        if not isinstance(info, Mapping):
+            dropped.append(f"{label}: image_info entry is not a dict")
+            continue
+        index = info.get("matched_text_index")
+        if not isinstance(index, (int, np.integer)) or not 0 <= index < len(sentences):
+            dropped.append(f"{label}: matched_text_index {index!r} out of range")
+            continue
+        try:
+            source = _mmc4_source(info, has_root)
+        except SampleError as err:
+            dropped.append(_relabel(err.reason, label))
+            continue
+        before.setdefault(int(index), []).append(("image", label, source))
+    slots: list[_Slot] = []
+    for i, sentence in enumerate(sentences):
+        slots.extend(before.get(i, []))
+        slots.append(("text", sentence))
+    return slots, dropped
+
+
+def _mmc4_source(info: Mapping[str, Any], has_root: bool) -> Any:
+    """The best image source of an mmc4 ``image_info`` entry: embedded data, then local file, then URL."""
+    if info.get("image_base64"):
+        return _b64decode(info["image_base64"])
+    for key in ("image_bytes", "bytes", "image"):
+        if info.get(key) is not None:
+            return info[key]
+    if has_root and info.get("image_name"):
+        return info["image_name"]
+    if info.get("raw_url"):
+        return info["raw_url"]
+    raise SampleError("image: no image data (image_base64, image_bytes, image, image_name or raw_url)")
+
+
+def _assemble(
+    slots: list[_Slot], dropped: list[str], load: Callable[..., Image.Image], max_images: int | None
+) -> Sample:
+    """Load a document's images in reading order; drop unusable ones with their slot and record why."""
+    texts: list[str | None] = []
+    images: list[Image.Image | None] = []
+    kept = 0
+    for slot in slots:
+        if slot[0] == "text":
+            texts.append(slot[1])
+            images.append(None)
+            continue
+        _, label, source = slot
+        if max_images is not None and kept >= max_images:
+            dropped.append(f"{label}: over max_images={max_images}")
+            continue
+        try:
+            image = load(source)
+        except SampleError as err:
+            dropped.append(_relabel(err.reason, label))
+            continue
+        if min(image.size) == 1:
+            dropped.append(f"{label}: 1-pixel image ({image.width}x{image.height})")
+            continue
+        texts.append(None)
+        images.append(image)
+        kept += 1
+    if not kept and not any(t and t.strip() for t in texts):
+        detail = f" ({'; '.join(sorted(dropped, key=_image_index))})" if dropped else ""
+        raise SampleError(_short(f"document: no text and no usable image{detail}"))
+    sample = Sample.document(texts, images)
+    sample.meta["dropped"] = sorted(dropped, key=_image_index)
+    return sample
+
+
+def _image_index(reason: str) -> int:
+    """The ``N`` of ``"image N: ..."``, so that dropped entries list in source order."""
+    return int(reason.split(":", 1)[0].removeprefix("image "))
+
+
+def _relabel(reason: str, label: str) -> str:
+    """``"image: truncated file"`` -> ``"image 2: truncated file"``."""
+    return label + reason[len("image") :] if reason.startswith("image:") else f"{label}: {reason}"
