@@ -1,0 +1,74 @@
+"""The four quality levels of UniFilter's semi-synthetic data and what each level must satisfy.
+
+The level is the training target (score = level, 0..3). The requirement texts are our own wording of the
+paper's generator instructions (SPEC.md section 4); prompts, the rule-based backend and the docs all read
+them from here, so there is one definition.
+
+Example:
+    >>> Level.HARD_NEGATIVE.name_str
+    'hard_negative'
+    >>> requirement(2, "caption")[:40]
+    'Almost identical to the positive caption'
+"""
+
+from __future__ import annotations
+
+from enum import IntEnum
+from typing import Literal
+
+from ..configuration_unifilter import LEVEL_NAMES as _MODEL_LEVEL_NAMES
+
+Kind = Literal["caption", "interleaved"]
+KINDS: tuple[str, ...] = ("caption", "interleaved")
+
+#: Names of levels 0..3, shared with the model's ``id2label``.
+LEVEL_NAMES: tuple[str, ...] = tuple(_MODEL_LEVEL_NAMES)
+
+
+class Level(IntEnum):
+    """Quality level; the integer value is the score the classifier is trained to predict."""
+
+    EASY_NEGATIVE = 0
+    MEDIUM_NEGATIVE = 1
+    HARD_NEGATIVE = 2
+    POSITIVE = 3
+
+    @property
+    def name_str(self) -> str:
+        return LEVEL_NAMES[int(self)]
+
+
+_CAPTION = {
+    0: "Completely unrelated to the image: it describes a different scene, with no object, place or "
+    "activity in common with the image.",
+    1: "Clearly wrong about the image: it keeps the general setting but makes several obvious errors "
+    "(wrong objects, colors, counts, positions or actions).",
+    2: "Almost identical to the positive caption, with exactly one wrong property (one color, one count, "
+    "one position or one object); everything else stays correct.",
+    3: "A high-quality, comprehensive, detailed and accurate description of everything important in "
+    "the image: objects, attributes, counts, spatial layout and setting.",
+}
+
+_DOCUMENT = {
+    0: "Poorly written and hard to read, with many spelling and grammar errors; no educational value; "
+    "the images are completely unrelated to the text and are inserted at arbitrary places.",
+    1: "Readable but with several writing errors and little knowledge; the images are on the same topic "
+    "but poorly aligned with the text around them.",
+    2: "Several writing errors and several factual or commonsense errors; the images are partly related "
+    "and placed reasonably but add no information to the text.",
+    3: "A high-quality, comprehensive, knowledge-rich and detailed document; every image is placed where "
+    "it adds information or background to the text next to it.",
+}
+
+
+def level_name(level: int) -> str:
+    """The snake_case name of a level (``0`` -> ``"easy_negative"``)."""
+    return LEVEL_NAMES[int(Level(level))]
+
+
+def requirement(level: int, kind: str) -> str:
+    """What a text of ``kind`` (``"caption"`` or ``"interleaved"``) must satisfy to be at ``level``."""
+    table = {"caption": _CAPTION, "interleaved": _DOCUMENT}.get(kind)
+    if table is None:
+        raise ValueError(f"kind must be one of {KINDS}, got {kind!r}")
+    return table[int(Level(level))]
