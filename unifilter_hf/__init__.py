@@ -8,6 +8,7 @@ from transformers import AutoConfig, AutoModel, AutoModelForSequenceClassificati
 
 from .configuration_unifilter import LEVEL_NAMES, UniFilterConfig
 from .modeling_unifilter import QualityScoringOutput, UniFilterForQualityScoring
+from .official_loading import register_official_auto_classes
 from .pipeline_unifilter import MultimodalQualityScoringPipeline, register_pipeline
 from .processing_unifilter import UniFilterProcessor
 from .sample import Sample, SampleError
@@ -24,6 +25,8 @@ AutoProcessor.register(UniFilterConfig, UniFilterProcessor, exist_ok=True)
 UniFilterConfig.register_for_auto_class()
 UniFilterForQualityScoring.register_for_auto_class("AutoModel")
 UniFilterProcessor.register_for_auto_class()
+# Official LLaVA-layout checkpoints (llava_qwen / llava_qwen3) load through the same Auto classes.
+register_official_auto_classes()
 register_pipeline()
 
 __all__ = [

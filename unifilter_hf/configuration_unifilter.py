@@ -10,15 +10,14 @@ from transformers.configuration_utils import SubConfigSpec
 # The four quality levels of the UniFilter training data (score = level, 0 worst, 3 best).
 LEVEL_NAMES = ["easy_negative", "medium_negative", "hard_negative", "positive"]
 
-# Defaults follow the official release: SigLIP so400m-patch14-384 (729 patches) pooled to 144 tokens.
-_SO400M_384 = {
+# The official vision tower, SigLIP so400m-patch14-384 (729 patches, pooled to 144 tokens by default).
+SO400M_PATCH14_384 = {
     "hidden_size": 1152,
     "intermediate_size": 4304,
     "num_hidden_layers": 27,
     "num_attention_heads": 16,
     "patch_size": 14,
     "image_size": 384,
-    "vision_use_head": False,
 }
 
 
@@ -49,7 +48,9 @@ class UniFilterConfig(PreTrainedConfig):
     model_type = "unifilter"
     sub_configs_defaults = {
         "vision_config": SubConfigSpec(
-            config_class=AutoConfig, model_type="siglip_vision_model", init_kwargs=_SO400M_384
+            config_class=AutoConfig,
+            model_type="siglip_vision_model",
+            init_kwargs={**SO400M_PATCH14_384, "vision_use_head": False},  # UniFilter never uses the pool head
         ),
         "text_config": SubConfigSpec(config_class=AutoConfig, model_type="qwen2"),
     }

@@ -62,6 +62,18 @@ class UniFilterPreTrainedModel(PreTrainedModel):
     _supports_sdpa = True
     _no_split_modules = ["SiglipEncoderLayer"]
 
+    @classmethod
+    def from_pretrained(cls, pretrained_model_name_or_path, *args, **kwargs):
+        # Official LLaVA-layout checkpoints are converted in memory. The absolute import inside `try` keeps this
+        # file loadable as remote code where unifilter_hf is not installed (a relative one would be copied along).
+        try:
+            from unifilter_hf.official_loading import is_official_checkpoint, load_official_model
+        except ImportError:
+            return super().from_pretrained(pretrained_model_name_or_path, *args, **kwargs)
+        if is_official_checkpoint(pretrained_model_name_or_path, **kwargs):
+            return load_official_model(pretrained_model_name_or_path, *args, **kwargs)
+        return super().from_pretrained(pretrained_model_name_or_path, *args, **kwargs)
+
     def save_pretrained(self, save_directory, *args, **kwargs):
         # A class records only one Auto class for remote code; map the classifier Auto class as well.
         module = type(self).__module__.rsplit(".", 1)[-1]

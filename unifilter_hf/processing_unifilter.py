@@ -70,6 +70,18 @@ class UniFilterProcessor(ProcessorMixin):
             tokenizer.add_tokens([AddedToken(image_token, special=True, normalized=False)], special_tokens=True)
         super().__init__(image_processor, tokenizer, chat_template=chat_template)
 
+    @classmethod
+    def from_pretrained(cls, pretrained_model_name_or_path, **kwargs):
+        # Official LLaVA-layout checkpoints are converted in memory. The absolute import inside `try` keeps this
+        # file loadable as remote code where unifilter_hf is not installed (a relative one would be copied along).
+        try:
+            from unifilter_hf.official_loading import is_official_checkpoint, load_official_processor
+        except ImportError:
+            return super().from_pretrained(pretrained_model_name_or_path, **kwargs)
+        if is_official_checkpoint(pretrained_model_name_or_path, **kwargs):
+            return load_official_processor(pretrained_model_name_or_path, **kwargs)
+        return super().from_pretrained(pretrained_model_name_or_path, **kwargs)
+
     @property
     def image_token_id(self) -> int:
         return self.tokenizer.convert_tokens_to_ids(self.image_token)

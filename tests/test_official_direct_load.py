@@ -1,0 +1,128 @@
+"""Official checkpoints load directly (converted in memory) through the public from_pretrained / Auto APIs."""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+import torch
+from safetensors.torch import load_file, save_file
+from transformers import CONFIG_MAPPING, AutoConfig, AutoModel, AutoModelForSequenceClassification, AutoProcessor
+
+from tests.test_convert_official import (  # noqa: F401  (hub_cache is a fixture)
+    FIXTURE,
+    HUB_ID,
+    _random_samples,
+    copy_tree,
+    fixture_cases,
+    fixture_samples,
+    hub_cache,
+    needs_fixture,
+    official_layout_checkpoint,
+    scores,
+)
+from unifilter_hf import UniFilterForQualityScoring, UniFilterProcessor
+from unifilter_hf.convert_official import OfficialCheckpointError, convert_official_checkpoint
+from unifilter_hf.modeling_unifilter import UniFilterPreTrainedModel
+from unifilter_hf.official_loading import is_official_checkpoint
+
+MODEL_LOADERS = [UniFilterForQualityScoring, AutoModel, AutoModelForSequenceClassification]
+
+
+def official_routing_installed() -> bool:
+    """True once the package routes official checkpoints (the from_pretrained hooks and Auto registration)."""
+    hooked = all("from_pretrained" in vars(cls) for cls in (UniFilterPreTrainedModel, UniFilterProcessor))
+    return hooked and "llava_qwen" in CONFIG_MAPPING
+
+
+@pytest.fixture(autouse=True)
+def _require_official_routing():
+    # Fail fast: without the hooks an official config.json would build a full-size default model (many GB).
+    if not official_routing_installed():
+        pytest.fail("official checkpoint routing is not wired into unifilter_hf (from_pretrained hooks, "
+                    "register_official_auto_classes)")
+
+
+@pytest.fixture
+def official(tmp_path):
+    return copy_tree(FIXTURE / "checkpoint", tmp_path / "official")
+
+
+@needs_fixture
+def test_direct_load_equals_the_converted_folder_and_the_official_scores(tmp_path, official, caplog):
+    native = convert_official_checkpoint(official, tmp_path / "native")
+    samples, (_, expected) = fixture_samples(), fixture_cases()
+    reference = scores(UniFilterForQualityScoring.from_pretrained(native).eval(),
+                       AutoProcessor.from_pretrained(native), samples)
+
+    for processor_loader in (AutoProcessor, UniFilterProcessor):
+        processor = processor_loader.from_pretrained(official)
+        assert type(processor) is UniFilterProcessor and processor.tokenizer.bos_token == "<s>"
+    for loader in MODEL_LOADERS:
+        caplog.clear()
+        with caplog.at_level(logging.INFO, logger="unifilter_hf"):
+            model = loader.from_pretrained(official).eval()
+        assert type(model) is UniFilterForQualityScoring
+        notes = [r.getMessage() for r in caplog.records if "in memory" in r.getMessage()]
+        assert len(notes) == 1 and "\n" not in notes[0]  # one line saying it converts
+        # Alone and batched for the direct class; batched for the Auto routes (the same conversion).
+        for batch_size in (1, 6) if loader is UniFilterForQualityScoring else (6,):
+            got = scores(model, processor, samples, batch_size)
+            assert got == pytest.approx(reference, abs=1e-6)
+            assert got == pytest.approx(expected, abs=1e-4)
+
+
+@needs_fixture
+@pytest.mark.usefixtures("hub_cache")
+def test_hub_id_loads_directly():
+    model = UniFilterForQualityScoring.from_pretrained(HUB_ID).eval()
+    processor = AutoProcessor.from_pretrained(HUB_ID)
+    assert model.config.name_or_path == HUB_ID
+    _, expected = fixture_cases()
+    assert scores(model, processor, fixture_samples()) == pytest.approx(expected, abs=1e-4)
+    auto = AutoModelForSequenceClassification.from_pretrained(HUB_ID).eval()
+    assert scores(auto, processor, fixture_samples()) == pytest.approx(expected, abs=1e-4)
+
+
+@needs_fixture
+def test_load_options_pass_through(official):
+    model = AutoModel.from_pretrained(official, dtype=torch.bfloat16)
+    assert model.score_head.weight.dtype == torch.bfloat16
+    processor = AutoProcessor.from_pretrained(official, caption_max_ids=75, pad_to_square=True)
+    assert (processor.caption_max_ids, processor.pad_to_square) == (75, True)
+    assert AutoProcessor.from_pretrained(official).caption_max_ids is None  # off by default
+
+
+@needs_fixture
+def test_direct_load_with_a_missing_tensor_fails(official):
+    tensors = load_file(official / "model.safetensors")
+    del tensors["model.norm.weight"]
+    save_file(tensors, official / "model.safetensors", metadata={"format": "pt"})
+    for loader in MODEL_LOADERS:
+        with pytest.raises(OfficialCheckpointError, match=r"model\.norm\.weight"):
+            loader.from_pretrained(official)
+
+
+@needs_fixture
+def test_routing_leaves_native_checkpoints_alone(tmp_path, official):
+    assert is_official_checkpoint(official) and not is_official_checkpoint(None)
+    assert AutoConfig.from_pretrained(official).model_type == "llava_qwen"
+    native = convert_official_checkpoint(official, tmp_path / "native")
+    assert not is_official_checkpoint(native)
+    assert not is_official_checkpoint(tmp_path / "does-not-exist")
+    assert AutoConfig.from_pretrained(native).model_type == "unifilter"
+
+
+def test_qwen3_official_checkpoint_loads_directly_with_a_vision_override(tmp_path):
+    src = official_layout_checkpoint(tmp_path / "official", "qwen3", 1, "acme/siglip-tiny-98", seed=3)
+    override = {"num_attention_heads": 2, "image_size": 98}
+    with pytest.raises(OfficialCheckpointError, match="vision_config"):
+        AutoModel.from_pretrained(src)
+    native = convert_official_checkpoint(src, tmp_path / "native", vision_config=override)
+    samples = _random_samples()
+    expected = scores(UniFilterForQualityScoring.from_pretrained(native).eval(),
+                      AutoProcessor.from_pretrained(native), samples)
+    model = AutoModelForSequenceClassification.from_pretrained(src, vision_config=override).eval()
+    processor = AutoProcessor.from_pretrained(src, vision_config=override)
+    assert model.language_model.config.model_type == "qwen3"
+    assert scores(model, processor, samples) == pytest.approx(expected, abs=1e-6)
