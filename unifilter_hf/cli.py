@@ -49,7 +49,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     demo = sub.add_parser("demo", help="offline end-to-end run on the bundled set (tiny random model)")
     demo.add_argument("--output", default="out/demo")
-    demo.add_argument("--threshold", type=float, default=1.5)
+    demo.add_argument("--threshold", type=float, default=None, help="default: each set's median score")
     demo.add_argument("--seed", type=int, default=0)
     demo.set_defaults(func=_demo)
 

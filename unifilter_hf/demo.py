@@ -2,8 +2,8 @@
 
 It runs with no network, so it cannot use the official weights: the scorer is a tiny *randomly initialised*
 UniFilter model and its scores carry no meaning. Everything else is the real path: the rule-based generator
-makes easy/medium/hard negatives from our hand-written positives over real photographs, `unifilter_score`
-scores captions and documents through `datasets.map`, and `unifilter_keep` filters them.
+makes easy/medium/hard negatives from our hand-written positives over real photographs, and
+`unifilter_score` scores captions and documents through `datasets.map`; rows are then filtered on the score.
 
 Example:
     >>> summary = run_demo("out/demo")  # doctest: +SKIP
@@ -12,11 +12,12 @@ Example:
 from __future__ import annotations
 
 import math
+import statistics
 from pathlib import Path
 
 import datasets
 
-from .filtering import unifilter_keep, unifilter_score
+from .filtering import unifilter_score
 from .synthesis.backends.rule_based import RuleBasedBackend
 from .synthesis.bundled import bundled_items
 from .synthesis.levels import level_name
@@ -38,8 +39,13 @@ def _scoring_sets(synth_dir: Path) -> dict[str, datasets.Dataset]:
     return {kind: datasets.Dataset.from_list(r) for kind, r in rows.items() if r}
 
 
-def run_demo(output: str | Path, threshold: float = 1.5, seed: int = 0) -> list[dict]:
-    """Generate, score and filter the bundled set under `output`; returns the per-level summary rows."""
+def run_demo(output: str | Path, threshold: float | None = None, seed: int = 0) -> list[dict]:
+    """Generate, score and filter the bundled set under `output`; returns the per-level summary rows.
+
+    `threshold=None` keeps rows at or above each set's median score: the random model's scores sit in a
+    narrow band, so a fixed level threshold such as 2.0 would keep nothing.
+    """
+    datasets.disable_progress_bars()
     output = Path(output)
     synth_dir = output / "synthetic"
     synthesize(bundled_items("both"), RuleBasedBackend(seed=seed), synth_dir, resume=False)
@@ -47,22 +53,31 @@ def run_demo(output: str | Path, threshold: float = 1.5, seed: int = 0) -> list[
 
     model, processor = tiny_model_and_processor(seed=seed)
     score = unifilter_score(model=model, processor=processor)
-    keep = unifilter_keep(model=model, processor=processor, threshold=threshold)
     summary = []
     for kind, ds in _scoring_sets(synth_dir).items():
         scored = ds.map(score, batched=True, batch_size=8)
-        kept = scored.filter(keep, batched=True)
+        finite = [s for s in scored["unifilter_score"] if not math.isnan(s)] or [0.0]
+        cut = threshold if threshold is not None else statistics.median(finite)
+        # Score once, then filter on the column (`ds.filter(unifilter_keep)` would score a second time).
+        kept = scored.filter(
+            lambda s, e, cut=cut: e == "" and s >= cut, input_columns=["unifilter_score", "unifilter_error"]
+        )
         scored.to_parquet(output / f"{kind}_scores.parquet")
         kept.to_parquet(output / f"{kind}_kept.parquet")
         kept_ids = set(kept["id"])
         for level in range(4):
             rows = [r for r in scored if r["level"] == level]
             finite = [r["unifilter_score"] for r in rows if not math.isnan(r["unifilter_score"])]
-            summary.append({
-                "kind": kind, "level": level, "rows": len(rows), "errors": len(rows) - len(finite),
-                "mean_score": sum(finite) / max(len(finite), 1),
-                "kept": sum(r["id"] in kept_ids for r in rows),
-            })
+            summary.append(
+                {
+                    "kind": kind,
+                    "level": level,
+                    "rows": len(rows),
+                    "errors": len(rows) - len(finite),
+                    "mean_score": sum(finite) / max(len(finite), 1),
+                    "kept": sum(r["id"] in kept_ids for r in rows),
+                }
+            )
     return summary
 
 
