@@ -140,3 +140,10 @@ def test_caption_arguments_are_checked():
         proc(images=[photo("coffee"), photo("rocket")], text=["x"])
     with pytest.raises(ValueError, match="pass `samples`"):
         proc(text=["x"])
+
+
+def test_transparent_pixels_become_white_as_on_every_input_path():
+    rgba = photo("coffee").convert("RGBA")
+    rgba.putalpha(0)  # fully transparent: only the fill shows
+    px = tiny_processor()(images=[rgba], text=["x"])["pixel_values"][0]
+    assert torch.allclose(px, torch.ones_like(px))  # white -> (1 - 0.5) / 0.5

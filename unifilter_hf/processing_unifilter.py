@@ -10,6 +10,7 @@ from tokenizers import AddedToken
 from transformers import BatchFeature, ProcessorMixin
 
 from .sample import Sample
+from .samples import to_rgb
 
 # Stand-in for one image inside an unexpanded id list; never a real token id.
 _IMAGE_SLOT = -1
@@ -150,7 +151,7 @@ class UniFilterProcessor(ProcessorMixin):
     def _pixel_values(self, images: list[Image.Image]) -> torch.Tensor:
         prepared = []
         for image in images:
-            image = image if image.mode == "RGB" else image.convert("RGB")
+            image = to_rgb(image)  # the same conversion as every other input path (alpha on white, 16-bit scaled)
             if self.pad_to_square:
                 image = _expand_to_square(image, tuple(int(m * 255) for m in self.image_processor.image_mean))
             prepared.append(image)

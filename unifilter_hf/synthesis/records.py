@@ -152,15 +152,13 @@ def record_to_sample(record: SynthRecord | dict[str, Any], root: str | os.PathLi
     Example:
         >>> # sample = record_to_sample(rec, "out/synth"); sample.kind -> "caption" or "document"
     """
-    from PIL import Image
-
     from ..sample import Sample
+    from ..samples import load_image
 
     rec = record if isinstance(record, SynthRecord) else SynthRecord.from_dict(record)
 
-    def load(rel: str) -> Image.Image:
-        with Image.open(Path(root) / rel) as im:
-            return im.convert("RGB")
+    def load(rel: str):
+        return load_image(Path(root) / rel)
 
     if rec.kind == "caption":
         sample = Sample.caption(load(rec.image), rec.text)
