@@ -61,12 +61,11 @@ def build_parser() -> argparse.ArgumentParser:
     score.add_argument("--batch-size", type=int, default=8)
     score.set_defaults(func=_score)
 
-    for module in ("convert_official", "synthesis.cli"):
-        try:
-            register = __import__(f"unifilter_hf.{module}", fromlist=["register"]).register
-        except (ImportError, AttributeError):  # pragma: no cover - optional pieces still being built
-            continue
-        register(sub)
+    from .convert_official import register as register_convert
+    from .synthesis.cli import register as register_synth
+
+    register_convert(sub)
+    register_synth(sub)
     return parser
 
 
