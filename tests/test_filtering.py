@@ -206,3 +206,21 @@ def test_spec_pickles_light(model_dir):
     assert len(payload) < 10_000  # the weights never travel
     assert pickle.loads(payload) is scorer  # same process: the live object, model already loaded
     assert filtering.UniFilterKeep().spec()["settings"]["threshold"] == 2.0
+
+
+def test_document_longer_than_the_context_is_truncated_not_failed(default_model):
+    from tests.badrows import image_dict, jpeg
+    from unifilter_hf import UniFilterProcessor
+
+    assert UniFilterProcessor.from_pretrained(default_model).max_length == 512
+    paragraph = "We walked along the river and talked about the history of the old town. " * 3
+    names = ["coffee", "china", "rocket", "flower", "chelsea", "astronaut"] * 6  # 36 images x 16 tokens > 512
+    texts, images = [], []
+    for name in names:
+        texts += [paragraph, None]
+        images += [None, image_dict(jpeg(name))]
+    ds = datasets.Dataset.from_list([{"texts": texts, "images": images}])
+    row = ds.map(unifilter_score, batched=True)[0]
+    assert row["unifilter_error"] == "" and math.isfinite(row["unifilter_score"])
+    expected = pipeline("multimodal-quality-scoring", device="cpu")({"texts": texts, "images": images})
+    assert row["unifilter_score"] == pytest.approx(expected["score"], abs=1e-5)

@@ -64,6 +64,7 @@ def tiny_tokenizer(with_bos: bool = True, vocab_size: int = 320):
 # -- tiny model ----------------------------------------------------------------------------------------------
 IMAGE_SIZE = 84  # 6 x 6 patches of 14 px, pooled to 4 x 4 = 16 tokens (overlapping adaptive windows)
 NUM_IMAGE_TOKENS = 16
+MAX_LENGTH = 512
 
 
 def tiny_processor(with_bos: bool = True, **kwargs):
@@ -73,6 +74,7 @@ def tiny_processor(with_bos: bool = True, **kwargs):
 
     image_processor = SiglipImageProcessorPil(size={"height": IMAGE_SIZE, "width": IMAGE_SIZE})
     kwargs.setdefault("num_image_tokens", NUM_IMAGE_TOKENS)
+    kwargs.setdefault("max_length", MAX_LENGTH)  # the tiny decoder's context
     return UniFilterProcessor(image_processor, tiny_tokenizer(with_bos), **kwargs)
 
 
@@ -88,7 +90,7 @@ def tiny_config(text: str = "qwen2", num_labels: int = 1, image_token_id: int | 
     )
     text_kwargs = dict(
         hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4,
-        num_key_value_heads=2, vocab_size=320, max_position_embeddings=512,
+        num_key_value_heads=2, vocab_size=320, max_position_embeddings=MAX_LENGTH,
     )
     if text == "qwen3":
         text_kwargs["head_dim"] = 8
