@@ -224,3 +224,20 @@ def test_document_longer_than_the_context_is_truncated_not_failed(default_model)
     assert row["unifilter_error"] == "" and math.isfinite(row["unifilter_score"])
     expected = pipeline("multimodal-quality-scoring", device="cpu")({"texts": texts, "images": images})
     assert row["unifilter_score"] == pytest.approx(expected["score"], abs=1e-5)
+
+
+def test_hub_id_fingerprint_follows_the_cached_snapshot(tmp_path, monkeypatch):
+    from huggingface_hub import constants
+
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path))
+    repo = tmp_path / "models--org--scorer"
+    assert model_fingerprint("org/scorer") == model_fingerprint("org/scorer")  # not cached: the id alone
+    uncached = model_fingerprint("org/scorer")
+    fingerprints = []
+    for commit in ("a" * 40, "b" * 40):
+        (repo / "snapshots" / commit).mkdir(parents=True)
+        (repo / "snapshots" / commit / "config.json").write_text("{}")
+        (repo / "refs").mkdir(exist_ok=True)
+        (repo / "refs" / "main").write_text(commit)
+        fingerprints.append(model_fingerprint("org/scorer"))
+    assert len({uncached, *fingerprints}) == 3

@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from huggingface_hub import try_to_load_from_cache
 
 from .samples import ColumnMap
 from .scoring import DEFAULT_THRESHOLD, QualityScorer, ScoreRecord, default_model_id
@@ -44,7 +45,7 @@ def model_fingerprint(model: Any) -> str:
     """A cheap, deterministic identity of a model: never hashes the full weights.
 
     - a local folder: its `config.json` plus, per weights file, name, size, mtime and safetensors header;
-    - a Hub id: the id (and revision/commit when known);
+    - a Hub id: the id and the commit of its locally cached snapshot, if any;
     - an in-memory model: its source identity plus every small tensor and a fixed sample of values of each
       large one (a change confined to unsampled positions of a large tensor is not seen: pass
       `fingerprint=` to the callables in that case).
@@ -79,7 +80,13 @@ def model_fingerprint(model: Any) -> str:
 def _source_identity(name_or_path: str) -> str:
     path = Path(name_or_path)
     if not path.is_dir():
-        return f"hub:{name_or_path}"
+        # The locally cached snapshot's commit, when there is one: a new upstream revision is a new identity.
+        try:
+            cached = try_to_load_from_cache(name_or_path, "config.json")
+        except ValueError:  # not a valid repo id
+            cached = None
+        commit = Path(cached).parent.name if isinstance(cached, str) else "uncached"
+        return f"hub:{name_or_path}@{commit}"
     parts = [f"dir:{path.resolve()}"]
     for file in sorted(path.iterdir()):
         if file.name == "config.json" or file.name.endswith("_config.json"):
