@@ -49,6 +49,7 @@ from typing import Any
 import datasets
 
 from .synthesis.levels import LEVEL_NAMES
+from .synthesis.records import RECORDS, read_records
 
 logger = logging.getLogger(__name__)
 
@@ -84,10 +85,9 @@ def _provenance(generator: str, model=None, prompt_version=None, seed=None, sour
 
 
 def _rows_from_synth(folder: Path) -> list[_Row]:
-    from .synthesis.records import read_records
 
     rows = []
-    for rec in read_records(folder / "records.jsonl"):
+    for rec in read_records(folder / RECORDS):
         prov = rec.provenance
         extra = dict(prov.extra)
         image_ids = extra.get("image_ids") or rec.image_paths
@@ -214,7 +214,7 @@ def load_rows(source: str, image_folder: str | None = None, seed: int = 0) -> li
     if source == "bundled":
         return _rows_from_bundled(seed)
     path = Path(source)
-    if path.is_dir() and (path / "records.jsonl").is_file():
+    if path.is_dir() and (path / RECORDS).is_file():
         return _rows_from_synth(path)
     if path.exists():
         folder = Path(image_folder) if image_folder else (path if path.is_dir() else path.parent)
@@ -330,7 +330,7 @@ def _source_fingerprint(source: str, image_folder: str | None) -> str:
         blob = json.dumps([RULES_VERSION, bundled_photos(), bundled_documents()], sort_keys=True)
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
     path = Path(source)
-    files = [path / "records.jsonl"] if (path / "records.jsonl").is_file() else (
+    files = [path / RECORDS] if (path / RECORDS).is_file() else (
         _released_files(path) if path.exists() else [])
     parts = [f"{f.resolve()}:{f.stat().st_size}:{f.stat().st_mtime_ns}" for f in files]
     return hashlib.sha256("|".join([*parts, str(image_folder)]).encode()).hexdigest()[:16]

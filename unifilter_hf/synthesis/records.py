@@ -27,6 +27,9 @@ from typing import Any
 
 from .levels import KINDS, level_name
 
+# The records file of a synthesis output folder.
+RECORDS = "records.jsonl"
+
 
 @dataclass
 class Provenance:

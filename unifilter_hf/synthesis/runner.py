@@ -32,9 +32,8 @@ from pathlib import Path
 from typing import Any
 
 from .backends.base import GenerationResult, SourceItem, SynthesisBackend, load_source_image
-from .records import SynthRecord, read_records
+from .records import RECORDS, SynthRecord, read_records
 
-RECORDS = "records.jsonl"
 ERRORS = "errors.jsonl"
 MANIFEST = "manifest.json"
 IMAGES = "images"
