@@ -6,7 +6,7 @@ Both objects work as written (default model and threshold) and as factories:
     >>> ds = ds.filter(unifilter_keep(model="my/checkpoint", threshold=2.5), batched=True)  # doctest: +SKIP
 
 They take single rows or batches, on `Dataset` and streaming `IterableDataset`, of any supported row layout
-(captions, OBELICS documents, webdataset, mmc4; see `unifilter_hf.samples`). A row that cannot be scored gets
+(captions, OBELICS documents, webdataset, mmc4; see `unifilter_hf.row_layouts`). A row that cannot be scored gets
 `unifilter_score = NaN` and a reason in `unifilter_error`; `unifilter_keep` drops such rows unless
 `keep_errors=True`, and logs how many it dropped.
 
@@ -31,7 +31,7 @@ from typing import Any
 import torch
 from huggingface_hub import try_to_load_from_cache
 
-from .samples import ColumnMap
+from .row_layouts import ColumnMap
 from .scoring import DEFAULT_THRESHOLD, QualityScorer, ScoreRecord, default_model_id
 
 logger = logging.getLogger(__name__)

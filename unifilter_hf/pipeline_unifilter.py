@@ -12,7 +12,7 @@ from __future__ import annotations
 import torch
 from transformers import Pipeline
 
-from .samples import try_to_sample
+from .row_layouts import try_to_sample
 from .scoring import ScoreRecord, records_from_logits
 
 

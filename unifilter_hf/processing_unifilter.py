@@ -9,8 +9,8 @@ from PIL import Image
 from tokenizers import AddedToken
 from transformers import BatchFeature, ProcessorMixin
 
+from .image_conversion import to_rgb
 from .sample import Sample
-from .samples import to_rgb
 
 # Stand-in for one image inside an unexpanded id list; never a real token id.
 _IMAGE_SLOT = -1

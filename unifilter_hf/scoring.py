@@ -21,8 +21,8 @@ from dataclasses import asdict, dataclass
 
 import torch
 
+from .row_layouts import ColumnMap, try_to_sample
 from .sample import Sample
-from .samples import ColumnMap, try_to_sample
 
 logger = logging.getLogger(__name__)
 

@@ -155,8 +155,8 @@ def record_to_sample(record: SynthRecord | dict[str, Any], root: str | os.PathLi
     Example:
         >>> # sample = record_to_sample(rec, "out/synth"); sample.kind -> "caption" or "document"
     """
+    from ..image_loading import load_image
     from ..sample import Sample
-    from ..samples import load_image
 
     rec = record if isinstance(record, SynthRecord) else SynthRecord.from_dict(record)
 

@@ -36,7 +36,7 @@ ImageSource = Image.Image | str | os.PathLike | bytes | dict | Callable[[], Imag
 
 def load_source_image(src: ImageSource) -> Image.Image:
     """Decode one image source to RGB (callables are lazy loaders, e.g. the bundled photographs)."""
-    from ...samples import load_image
+    from ...image_loading import load_image
 
     return load_image(src() if callable(src) else src)
 

@@ -1,11 +1,11 @@
-"""Turn any input row into a :class:`~unifilter_hf.sample.Sample`, or say in a few words why it cannot be.
+"""Turn a dataset row of any supported layout into a :class:`~unifilter_hf.sample.Sample`, or say why not.
 
-This is the only place where dataset rows are read and images are decoded. The pipeline, the ``datasets``
-map/filter callables, the curation job and the training collator all call :func:`to_sample` (or
-:func:`load_image`) and store ``SampleError.reason`` as the row's error, so a bad row becomes a NaN score with
-a reason instead of a crash.
+This is the only place where dataset rows are read. The pipeline, the ``datasets`` map/filter callables, the
+curation job and the training collator all call :func:`to_sample` (or :func:`try_to_sample`) and store
+``SampleError.reason`` as the row's error, so a bad row becomes a NaN score with a reason instead of a crash.
+Images are loaded by :func:`~unifilter_hf.image_loading.load_image`.
 
-Supported row layouts (see :func:`detect_schema`):
+Supported row layouts (see :meth:`ColumnMap.detect`):
 
 - ``caption``: one image column (``image``, ``jpg``, ``jpeg``, ``png``, ``webp``, ``img``, ``image_url``) and
   one text column (``text``, ``caption``, ``txt``, or a webdataset ``json`` dict with a ``caption``/``text``).
@@ -17,13 +17,10 @@ Supported row layouts (see :func:`detect_schema`):
 
 Handling choices (the full table of bad inputs is in ``docs/input_handling.md``):
 
-- Every image is fully decoded (truncated files fail here), EXIF-rotated and converted to RGB:
-  transparency is composited on white (:data:`TRANSPARENCY_FILL`), 16-bit grayscale is scaled by 1/257
-  (65535 -> 255, 32768 -> 128), CMYK uses Pillow's conversion (ICC profiles are ignored).
 - Images over ``max_pixels`` (by their header, before decoding) are rejected as decompression bombs.
 - A caption whose image or text is unusable is an error. A document drops an unusable image together with
   its slot and records why in ``sample.meta["dropped"]``; it is an error only when nothing scorable is left.
-- Images with a side of 1 pixel (tracking pixels, spacers) are dropped from documents (SPEC section 3) and
+- Images with a side of 1 pixel (tracking pixels, spacers) are dropped from documents (docs/model.md) and
   make a caption an error.
 
 Example:
@@ -40,55 +37,22 @@ Example:
 
 from __future__ import annotations
 
-import base64
-import binascii
 import functools
-import http.client
-import io
 import json
 import os
-import re
-import time
-import urllib.error
-import urllib.parse
-import urllib.request
-import warnings
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, fields
-from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image
 
+from .image_loading import DEFAULT_MAX_BYTES, DEFAULT_MAX_PIXELS, decode_base64, load_image, short_reason
 from .sample import Sample, SampleError
 
-__all__ = [
-    "DEFAULT_MAX_BYTES",
-    "DEFAULT_MAX_PIXELS",
-    "TRANSPARENCY_FILL",
-    "ColumnMap",
-    "SchemaError",
-    "detect_schema",
-    "load_image",
-    "to_rgb",
-    "to_sample",
-    "try_to_sample",
-]
+__all__ = ["ColumnMap", "SchemaError", "detect_schema", "to_sample", "try_to_sample"]
 
 Schema = Literal["caption", "document", "mmc4"]
-
-# Below Pillow's own warning threshold (89.5M), so our limit is the one users meet; any real photo fits.
-DEFAULT_MAX_PIXELS = 64 * 1024 * 1024
-DEFAULT_MAX_BYTES = 64 * 1024 * 1024
-# Transparent web graphics are drawn to be seen on a light page; white reproduces what the reader saw.
-TRANSPARENCY_FILL = (255, 255, 255)
-
-_USER_AGENT = "unifilter-hf/0.1 (image fetch for data-quality scoring)"
-_REASON_CHARS = 160
-_BASE64_RE = re.compile(r"[A-Za-z0-9+/=\s_-]+")
-_TRANSPARENT_MODES = {"RGBA", "LA", "PA", "RGBa", "La"}
-_UINT16_MODES = {"I;16", "I;16L", "I;16B", "I;16N"}
 
 _CAPTION_IMAGE_COLUMNS = ("image", "jpg", "jpeg", "png", "webp", "img", "image_url")
 _CAPTION_TEXT_COLUMNS = ("text", "caption", "txt", "json")
@@ -99,248 +63,6 @@ class SchemaError(ValueError):
     """No known row layout matches a dataset's columns (a dataset-level problem, raised before any row)."""
 
 
-# --------------------------------------------------------------------------------------------- images
-
-
-def load_image(
-    obj: Any,
-    *,
-    timeout: float = 10.0,
-    max_pixels: int = DEFAULT_MAX_PIXELS,
-    max_bytes: int = DEFAULT_MAX_BYTES,
-    root: str | os.PathLike | None = None,
-) -> Image.Image:
-    """Load, fully decode and normalize one image to RGB, or raise :class:`SampleError`.
-
-    ``obj`` may be a PIL image, a local path (``str`` or ``Path``; relative ones resolve against ``root``),
-    a ``file://``, ``http://`` or ``https://`` URL, a ``data:image/...;base64,`` URI or bare base64 text,
-    raw ``bytes``, a ``datasets`` Image dict ``{"bytes": ..., "path": ...}`` or a uint8 numpy array.
-    URLs are fetched with ``timeout`` seconds for the whole download and at most ``max_bytes`` bytes.
-    Images over ``max_pixels`` are refused from their header, before decoding.
-
-    Example:
-        >>> from PIL import Image
-        >>> load_image(Image.new("RGBA", (2, 2))).getpixel((0, 0))
-        (255, 255, 255)
-        >>> try:
-        ...     load_image(b"not an image")
-        ... except SampleError as err:
-        ...     print(err.reason)
-        image: not a recognized image format
-    """
-    source = _read_source(obj, timeout=timeout, max_bytes=max_bytes, root=root)
-    image = source if isinstance(source, Image.Image) else _open(source)
-    _check_size(image, max_pixels)
-    _decode(image)
-    try:
-        image = ImageOps.exif_transpose(image)
-    except Exception:  # noqa: BLE001 - a malformed EXIF block must not cost a good picture
-        pass
-    try:
-        return to_rgb(image)
-    except Exception as err:  # noqa: BLE001 - a rare mode Pillow cannot convert
-        raise SampleError(f"image: cannot convert mode {image.mode} to RGB ({_short(err)})") from err
-
-
-def to_rgb(image: Image.Image) -> Image.Image:
-    """Convert a decoded image of any mode to 8-bit RGB.
-
-    - ``RGBA``, ``LA``, ``PA``, ``P``/``L``/``RGB`` with a transparency key: composited on
-      :data:`TRANSPARENCY_FILL` (white).
-    - ``I;16*`` (16-bit grayscale): scaled by 1/257 and rounded, so 65535 -> 255 and 32768 -> 128.
-    - ``I`` (32-bit int): treated as 16-bit when its maximum exceeds 255, else as 8-bit; clipped to range.
-    - ``F`` (float): values within [0, 1] are scaled by 255, otherwise clipped to [0, 255]; NaN -> 0.
-    - ``1``, ``L``, ``CMYK``, ``YCbCr``, ``LAB``, ``HSV``: Pillow's conversion (CMYK ignores ICC profiles).
-
-    Example:
-        >>> import numpy as np
-        >>> from PIL import Image
-        >>> gray16 = Image.fromarray(np.array([[65535, 32768]], dtype=np.uint16))
-        >>> to_rgb(gray16).getpixel((1, 0))
-        (128, 128, 128)
-    """
-    mode = image.mode
-    if mode == "RGB":
-        return image
-    if mode in _UINT16_MODES:
-        return _gray_to_rgb(np.asarray(image, dtype=np.float64) / 257.0)
-    if mode == "I":
-        values = np.asarray(image, dtype=np.float64)
-        return _gray_to_rgb(values / 257.0 if values.size and values.max() > 255 else values)
-    if mode == "F":
-        values = np.nan_to_num(np.asarray(image, dtype=np.float64))
-        in_unit_range = values.size and values.min() >= 0.0 and values.max() <= 1.0
-        return _gray_to_rgb(values * 255.0 if in_unit_range else values)
-    if mode in _TRANSPARENT_MODES or "transparency" in image.info:
-        rgba = (image.convert("LA") if mode == "La" else image).convert("RGBA")
-        background = Image.new("RGBA", rgba.size, (*TRANSPARENCY_FILL, 255))
-        return Image.alpha_composite(background, rgba).convert("RGB")
-    return image.convert("RGB")
-
-
-def _gray_to_rgb(values: np.ndarray) -> Image.Image:
-    gray = np.clip(np.rint(values), 0, 255).astype(np.uint8)
-    return Image.fromarray(gray).convert("RGB")
-
-
-def _read_source(obj: Any, *, timeout: float, max_bytes: int, root: str | os.PathLike | None):
-    """Return the encoded bytes of ``obj``, or the PIL image itself when it is one already."""
-    if isinstance(obj, Image.Image):
-        return obj
-    if isinstance(obj, (bytes, bytearray, memoryview)):
-        return _nonempty(bytes(obj))
-    if isinstance(obj, np.ndarray):
-        try:
-            return Image.fromarray(obj)
-        except (TypeError, ValueError) as err:
-            raise SampleError(f"image: unsupported array {obj.dtype}{list(obj.shape)}") from err
-    if isinstance(obj, Mapping):
-        if obj.get("bytes") is not None:
-            return _read_source(obj["bytes"], timeout=timeout, max_bytes=max_bytes, root=root)
-        if obj.get("path"):
-            return _read_source(obj["path"], timeout=timeout, max_bytes=max_bytes, root=root)
-        raise SampleError("image: image dict has neither bytes nor path")
-    if isinstance(obj, os.PathLike):
-        return _read_file(Path(obj), max_bytes=max_bytes, root=root)
-    if isinstance(obj, str):
-        return _read_string(obj.strip(), timeout=timeout, max_bytes=max_bytes, root=root)
-    if obj is None:
-        raise SampleError("image: missing (None)")
-    raise SampleError(f"image: unsupported type {type(obj).__name__}")
-
-
-def _read_string(text: str, *, timeout: float, max_bytes: int, root: str | os.PathLike | None) -> bytes:
-    lowered = text[:16].lower()
-    if lowered.startswith(("http://", "https://")):
-        return _fetch(text, timeout=timeout, max_bytes=max_bytes)
-    if lowered.startswith("file://"):
-        path = urllib.request.url2pathname(urllib.parse.urlparse(text).path)
-        return _read_file(Path(path), max_bytes=max_bytes, root=None)
-    if lowered.startswith("data:"):
-        _, _, payload = text.partition(",")
-        return _b64decode(payload)
-    if not text:
-        raise SampleError("image: empty path")
-    path = _resolve(Path(text), root)
-    # Bare base64 is only tried when no such file exists: real paths always win.
-    if len(text) >= 64 and _BASE64_RE.fullmatch(text) and not _exists(path):
-        return _b64decode(text)
-    return _read_file(path, max_bytes=max_bytes, root=None)
-
-
-def _resolve(path: Path, root: str | os.PathLike | None) -> Path:
-    path = path.expanduser()
-    return Path(root) / path if root is not None and not path.is_absolute() else path
-
-
-def _exists(path: Path) -> bool:
-    try:
-        return path.exists()
-    except (OSError, ValueError):  # name too long for a path, or a NUL byte in it
-        return False
-
-
-def _read_file(path: Path, *, max_bytes: int, root: str | os.PathLike | None) -> bytes:
-    path = _resolve(path, root)
-    try:
-        data = path.read_bytes() if path.stat().st_size <= max_bytes else None
-    except FileNotFoundError as err:
-        raise SampleError(f"image: file not found: {_short(path)}") from err
-    except (OSError, ValueError) as err:
-        reason = getattr(err, "strerror", None) or err
-        raise SampleError(f"image: cannot read file {_short(path)} ({_short(reason)})") from err
-    if data is None:
-        raise SampleError(f"image: file larger than max_bytes={max_bytes}: {_short(path)}")
-    return _nonempty(data)
-
-
-def _b64decode(payload: str) -> bytes:
-    compact = "".join(payload.split())
-    compact += "=" * (-len(compact) % 4)  # unpadded base64 is common in JSON exports
-    altchars = b"-_" if "-" in compact or "_" in compact else None
-    try:
-        data = base64.b64decode(compact, altchars=altchars, validate=True)
-    except (binascii.Error, ValueError) as err:
-        raise SampleError("image: invalid base64 data") from err
-    return _nonempty(data)
-
-
-def _fetch(url: str, *, timeout: float, max_bytes: int) -> bytes:
-    """Download ``url`` within ``timeout`` seconds in total (not per read: a trickling server is cut off)."""
-    request = urllib.request.Request(url, headers={"User-Agent": _USER_AGENT})
-    deadline = time.monotonic() + timeout
-    chunks: list[bytes] = []
-    received = 0
-    try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:
-            while chunk := response.read1(1 << 16):
-                received += len(chunk)
-                if received > max_bytes:
-                    raise SampleError(f"image: URL response larger than max_bytes={max_bytes}")
-                if time.monotonic() > deadline:
-                    raise SampleError(f"image: URL fetch timed out after {timeout:g}s")
-                chunks.append(chunk)
-    except SampleError:
-        raise
-    except urllib.error.HTTPError as err:
-        raise SampleError(f"image: URL fetch failed (HTTP {err.code})") from err
-    except TimeoutError as err:
-        raise SampleError(f"image: URL fetch timed out after {timeout:g}s") from err
-    except urllib.error.URLError as err:
-        if isinstance(err.reason, TimeoutError):
-            raise SampleError(f"image: URL fetch timed out after {timeout:g}s") from err
-        raise SampleError(f"image: URL unreachable ({_short(err.reason)})") from err
-    except (OSError, http.client.HTTPException, ValueError) as err:
-        raise SampleError(f"image: URL unreachable ({_short(err)})") from err
-    return _nonempty(b"".join(chunks))
-
-
-def _nonempty(data: bytes) -> bytes:
-    if not data:
-        raise SampleError("image: empty file (0 bytes)")
-    return data
-
-
-def _open(data: bytes) -> Image.Image:
-    try:
-        # Our own max_pixels check (next step) is the one that decides; Pillow's warning would only be noise.
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            return Image.open(io.BytesIO(data))
-    except Image.DecompressionBombError as err:
-        pixels = re.search(r"\((\d+) pixels\)", str(err))
-        raise SampleError(f"image: decompression bomb ({pixels.group(1) if pixels else '?'} px)") from err
-    except UnidentifiedImageError as err:
-        raise SampleError("image: not a recognized image format") from err
-    except Exception as err:  # noqa: BLE001 - header parsers raise anything (SyntaxError, struct.error, ...)
-        raise SampleError(f"image: cannot read header ({_short(err)})") from err
-
-
-def _check_size(image: Image.Image, max_pixels: int) -> None:
-    width, height = image.size
-    if width <= 0 or height <= 0:
-        raise SampleError(f"image: empty image ({width}x{height})")
-    if width * height > max_pixels:
-        pixels = width * height
-        raise SampleError(f"image: decompression bomb ({width}x{height} = {pixels} px > {max_pixels})")
-
-
-def _decode(image: Image.Image) -> None:
-    """Decode every pixel now, so that a truncated or corrupt file fails here and not inside a batch."""
-    try:
-        image.load()
-    except Exception as err:  # noqa: BLE001 - decoders raise OSError, SyntaxError, ValueError, EOFError, ...
-        if "truncated" in str(err).lower():
-            raise SampleError("image: truncated file") from err
-        raise SampleError(f"image: cannot decode ({_short(err)})") from err
-
-
-def _short(value: object) -> str:
-    text = str(value) or type(value).__name__
-    return text if len(text) <= _REASON_CHARS else text[: _REASON_CHARS - 3] + "..."
-
-
-# --------------------------------------------------------------------------------------------- schemas
 
 
 @dataclass(frozen=True)
@@ -606,7 +328,7 @@ def _mmc4_slots(text_list: Any, image_info: Any, has_root: bool) -> tuple[list[_
 def _mmc4_source(info: Mapping[str, Any], has_root: bool) -> Any:
     """The best image source of an mmc4 ``image_info`` entry: embedded data, then local file, then URL."""
     if info.get("image_base64"):
-        return _b64decode(info["image_base64"])
+        return decode_base64(info["image_base64"])
     for key in ("image_bytes", "bytes", "image"):
         if info.get(key) is not None:
             return info[key]
@@ -646,7 +368,7 @@ def _assemble(
         kept += 1
     if not kept and not any(t and t.strip() for t in texts):
         detail = f" ({'; '.join(sorted(dropped, key=_image_index))})" if dropped else ""
-        raise SampleError(_short(f"document: no text and no usable image{detail}"))
+        raise SampleError(short_reason(f"document: no text and no usable image{detail}"))
     sample = Sample.document(texts, images)
     sample.meta["dropped"] = sorted(dropped, key=_image_index)
     return sample
@@ -660,3 +382,4 @@ def _image_index(reason: str) -> int:
 def _relabel(reason: str, label: str) -> str:
     """``"image: truncated file"`` -> ``"image 2: truncated file"``."""
     return label + reason[len("image") :] if reason.startswith("image:") else f"{label}: {reason}"
+

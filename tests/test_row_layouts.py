@@ -18,17 +18,10 @@ from PIL import Image
 
 from tests import badrows
 from tests.kit import photo
+from unifilter_hf.image_conversion import TRANSPARENCY_FILL, to_rgb
+from unifilter_hf.image_loading import load_image
+from unifilter_hf.row_layouts import ColumnMap, SchemaError, detect_schema, to_sample, try_to_sample
 from unifilter_hf.sample import Sample, SampleError
-from unifilter_hf.samples import (
-    TRANSPARENCY_FILL,
-    ColumnMap,
-    SchemaError,
-    detect_schema,
-    load_image,
-    to_rgb,
-    to_sample,
-    try_to_sample,
-)
 
 
 @pytest.fixture(autouse=True)
