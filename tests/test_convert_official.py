@@ -1,9 +1,9 @@
 """Official (LLaVA-layout) checkpoints -> native: fixture parity, an independent reference, safety checks.
 
 `official_layout_checkpoint` builds random Qwen2 / Qwen3 checkpoints with the key names and config keys of
-docs/official_checkpoints.md, and `reference_logits` is a from-scratch implementation of docs/model.md (items 1-6) on the
-*official* tensors (plain torch and loops, nothing from unifilter_hf), so a wrong name mapping, a lost config
-value or a wrong vision layer shows up as a score difference.
+docs/official_checkpoints.md, and `reference_logits` is a from-scratch implementation of docs/model.md
+(items 1-6) on the *official* tensors (plain torch and loops, nothing from unifilter_hf), so a wrong name
+mapping, a lost config value or a wrong vision layer shows up as a score difference.
 """
 
 from __future__ import annotations
@@ -239,7 +239,7 @@ NUM_IMAGE_TOKENS = 9
 
 
 def official_layout_checkpoint(folder: Path, text: str, num_labels: int, tower: str | None, seed: int) -> Path:
-    """A random checkpoint with docs/official_checkpoints.md's names and config keys; SigLIP tower local unless `tower`."""
+    """A random checkpoint with the official names and config keys; SigLIP tower local unless `tower`."""
     gen = torch.Generator().manual_seed(seed)
 
     def rnd(*shape, scale=0.15):

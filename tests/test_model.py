@@ -1,4 +1,4 @@
-"""The native model against a hand-written reference of docs/model.md (what the model computes), plus invariances and training."""
+"""The native model against a hand-written reference of docs/model.md, plus invariances and training."""
 
 import math
 

@@ -17,9 +17,19 @@ def _imports(path: Path) -> set[str]:
     """Package modules imported by a file (relative and absolute), at any depth of the file."""
     module = _module_name(path)
     package = module if path.name == "__init__.py" else module.rsplit(".", 1)[0]
+    tree = ast.parse(path.read_text())
+    # Imports only for type checkers never run, so they cannot form a cycle.
+    type_only = {
+        id(inner)
+        for node in ast.walk(tree)
+        if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test)
+        for inner in ast.walk(node)
+    }
     found = set()
-    for node in ast.walk(ast.parse(path.read_text())):
-        if isinstance(node, ast.ImportFrom):
+    for node in ast.walk(tree):
+        if id(node) in type_only:
+            continue
+        elif isinstance(node, ast.ImportFrom):
             if node.level:
                 base = package.split(".")
                 base = base[: len(base) - node.level + 1]

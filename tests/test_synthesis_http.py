@@ -188,9 +188,7 @@ def test_transient_errors_are_retried_with_backoff_and_retry_after(server, tmp_p
     sleeps = []
     backend = make_backend(server, tmp_path, sleeps=sleeps)
     names = ["500_then_ok", "429_then_ok", "slow_then_ok", "bad_body", "always_500", "bad_request"]
-    start = time.monotonic()
     results = {r.item.id.split("/")[1]: r for r in backend.generate([item(n) for n in names])}
-    assert time.monotonic() - start < 5
     for name in ("500_then_ok", "429_then_ok", "slow_then_ok", "bad_body"):
         assert results[name].ok, (name, results[name].error)
         assert server.counts[name] == 2, name
@@ -221,12 +219,9 @@ def test_cache_means_a_rerun_does_not_pay_twice(server, tmp_path):
 def test_requests_run_concurrently(server, tmp_path):
     items = [SourceItem(f"t/c{i}", "caption", [photo("coffee", 16)], reference=f"cup {i} scenario:concurrent")
              for i in range(6)]
-    start = time.monotonic()
     results = make_backend(server, tmp_path, concurrency=3, timeout=5).generate(items)
-    elapsed = time.monotonic() - start
     assert all(r.ok for r in results)
-    assert server.max_inflight == 3
-    assert elapsed < 6 * 0.3  # faster than one at a time
+    assert server.max_inflight == 3  # three requests were in flight at once
 
 
 def test_vision_mode_sends_images_as_capped_jpeg_data_uris(server, tmp_path):

@@ -167,7 +167,7 @@ def push_synthetic_to_hub(
     lets ``load_dataset(repo_id, config_name)`` pick it. Images are embedded in the Parquet files.
 
     Example:
-        >>> for name in ("caption", "interleaved", "joint"):
+        >>> for name in ("caption", "interleaved", "joint"):  # doctest: +SKIP
         ...     push_synthetic_to_hub(build_synthetic(name, "out/synth"), "me/unifilter-synth", name)
     """
     if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", config_name) or config_name in ("data", "default"):

@@ -19,11 +19,11 @@ _IMAGE_SLOT = -1
 class UniFilterProcessor(ProcessorMixin):
     r"""Turns [`Sample`]s (captions or OBELICS-style documents) into UniFilter model inputs.
 
-    Prompts follow the official model (docs/model.md, "What the model computes"): a caption becomes `"<image>\n" + caption`; a
-    document's slots are joined with `"\n\n"` (image slots as `<image>`, literal `<image>` in text as
-    `<image-placeholder>`; images 1 pixel wide or high are dropped with their slot). Each text chunk is
-    tokenized without special tokens, BOS is prepended unless already first and EOS appended unless already
-    last (ids read from the tokenizer), and each image becomes `num_image_tokens` image-token ids.
+    Prompts follow the official model (docs/model.md, "What the model computes"): a caption becomes `"<image>\n" +
+    caption`; a document's slots are joined with `"\n\n"` (image slots as `<image>`, literal `<image>` in text as
+    `<image-placeholder>`; images 1 pixel wide or high are dropped with their slot). Each text chunk is tokenized
+    without special tokens, BOS is prepended unless already first and EOS appended unless already last (ids read
+    from the tokenizer), and each image becomes `num_image_tokens` image-token ids.
     Rows are right-padded.
 
     Args:

@@ -12,8 +12,9 @@ incomplete set of records (an interrupted write) is dropped from the file and ge
 sources are retried on the next run and never written as data.
 
 Example:
+    >>> import tempfile
     >>> from unifilter_hf.synthesis import RuleBasedBackend, bundled_items
-    >>> report = synthesize(bundled_items("caption")[:3], RuleBasedBackend(seed=0), "out/synth")
+    >>> report = synthesize(bundled_items("caption")[:3], RuleBasedBackend(seed=0), tempfile.mkdtemp())
     >>> report.generated, report.failed
     (3, 0)
 """

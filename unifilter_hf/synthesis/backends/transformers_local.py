@@ -12,7 +12,7 @@ is batched with left padding; only the new tokens are decoded and parsed.
 
 Example:
     >>> backend = TransformersBackend("Qwen/Qwen2.5-VL-3B-Instruct", mode="vision", device="cuda",
-    ...                               dtype="bfloat16", batch_size=8)
+    ...                               dtype="bfloat16", batch_size=8)  # doctest: +SKIP
     >>> # results = backend.generate(items)
 """
 
