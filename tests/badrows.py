@@ -192,8 +192,8 @@ def bad_rows(tmp_path: Path) -> list[RowCase]:
         RowCase(  # OBELICS on the Hub stores images as bare URL strings
             "doc_unreachable_url",
             {"texts": ["Intro.", None], "images": [None, unreachable]},
-            "ok",
-            "image 1: URL unreachable",
+            "error",
+            "document: all images failed to load (image 1: URL unreachable",
             doc,
         ),
         RowCase("doc_no_image", _doc("Only text here.", "And more."), "ok", "", doc),
@@ -226,9 +226,11 @@ def bad_rows(tmp_path: Path) -> list[RowCase]:
         ),
         # mmc4: entries without a usable image are dropped and recorded
         RowCase(
-            "mmc4_bad_matched_index", _mmc4([("A sentence.", None)], index=5), "ok", "out of range", "mmc4"
+            "mmc4_bad_matched_index", _mmc4([("A sentence.", None)], index=5), "error",
+            "document: all images failed to load (image 0: matched_text_index 5 out of range)", "mmc4"
         ),
-        RowCase("mmc4_bad_base64", _mmc4([("A sentence.", "!!notbase64")]), "ok", "image 0", "mmc4"),
+        RowCase("mmc4_bad_base64", _mmc4([("A sentence.", "!!notbase64")]), "error",
+                "document: all images failed to load (image 0: invalid base64", "mmc4"),
     ]
 
 

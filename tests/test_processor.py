@@ -122,6 +122,16 @@ def test_grayscale_and_rgba_inputs_become_rgb():
     assert batch["pixel_values"].shape == (2, 3, IMAGE_SIZE, IMAGE_SIZE)
 
 
+def test_16_bit_grayscale_gets_the_pixels_of_its_8_bit_version():
+    # The processor converts with the package's one RGB conversion, as every loading path does.
+    gray8 = photo("camera")
+    gray16 = Image.fromarray(np.asarray(gray8, dtype=np.uint16) * 257)
+    assert gray16.mode.startswith("I;16")
+    proc = tiny_processor()
+    px16, px8 = proc(images=[gray16, gray8.convert("RGB")], text=["a", "a"])["pixel_values"]
+    assert torch.equal(px16, px8)
+
+
 def test_options_round_trip(tmp_path):
     proc = tiny_processor(pad_to_square=True, max_length=300, caption_max_ids=75, add_bos_token=False)
     proc.save_pretrained(tmp_path)

@@ -418,12 +418,39 @@ def test_mmc4_without_root_uses_raw_url():
             {"image_name": "y.jpg", "matched_text_index": 0},
         ],
     }
-    sample = to_sample(row)
+    sample = to_sample(row, on_image_error="score_rest")
     assert sample.texts == ["Only sentence."]
     assert "image 0: URL unreachable" in sample.meta["dropped"][0]
     assert sample.meta["dropped"][1] == (
         "image 1: no image data (image_base64, image_bytes, image, image_name or raw_url)"
     )
+
+
+def test_image_error_policies_for_documents_that_lost_images():
+    good, bad = Image.new("RGB", (8, 8)), b"not an image"
+    lost_one = {"texts": ["Intro.", None, None], "images": [None, good, bad]}
+    lost_all = {"texts": ["Intro.", None], "images": [None, bad]}
+    # default: what is left is scored while an image remains; a document that lost them all is an error
+    assert to_sample(lost_one).num_images == 1
+    assert try_to_sample(lost_all)[1] == (
+        "document: all images failed to load (image 1: not a recognized image format)"
+    )
+    assert try_to_sample(lost_one, on_image_error="fail")[1] == (
+        "document: 1 of 2 images failed to load (image 2: not a recognized image format)"
+    )
+    text_only = to_sample(lost_all, on_image_error="score_rest")
+    assert text_only.num_images == 0 and text_only.meta["dropped"] == ["image 1: not a recognized image format"]
+    # drops by design (tracking pixels, the max_images cap) are not failures
+    pixel = {"texts": ["Intro.", None], "images": [None, Image.new("RGB", (1, 1))]}
+    assert to_sample(pixel, on_image_error="fail").num_images == 0
+
+
+def test_joint_builder_caption_rows_are_read_as_captions():
+    image = Image.new("RGB", (8, 8))
+    joint = {"images": [image, None], "texts": [None, "a black square"], "kind": "caption"}
+    sample = to_sample(joint)
+    assert sample.kind == "caption" and sample.texts == ["a black square"]
+    assert to_sample({**joint, "kind": "document"}).kind == "document"
 
 
 def test_non_mapping_row():

@@ -7,6 +7,7 @@ classification, processor), so saved checkpoints load with `AutoModel.from_pretr
 from transformers import AutoConfig, AutoModel, AutoModelForSequenceClassification, AutoProcessor
 
 from .configuration_unifilter import LEVEL_NAMES, UniFilterConfig
+from .dataset_io import undecode_images
 from .modeling_unifilter import QualityScoringOutput, UniFilterForQualityScoring
 from .official import register_official_auto_classes
 from .pipeline_unifilter import MultimodalQualityScoringPipeline, register_pipeline
@@ -39,4 +40,5 @@ __all__ = [
     "UniFilterForQualityScoring",
     "UniFilterProcessor",
     "__version__",
+    "undecode_images",
 ]

@@ -1,4 +1,7 @@
-"""The `unifilter-hf` command: `demo`, `score`, `convert`, `synth`.
+"""The `unifilter-hf` command: `demo`, `score`, `convert`, `synth` (argument wiring only).
+
+Wrong arguments and inputs end with one line on stderr naming the fix and exit status 2; `--debug` shows the
+traceback instead.
 
 Example:
     $ unifilter-hf demo --output out/demo
@@ -25,22 +28,30 @@ def _demo(args: argparse.Namespace) -> int:
 
 
 def _score(args: argparse.Namespace) -> int:
-    import datasets
+    from .score_files import score_table
 
-    from .filtering import unifilter_keep, unifilter_score
-
-    fmt = args.input.rsplit(".", 1)[-1]
-    builder = {"jsonl": "json", "json": "json", "parquet": "parquet", "csv": "csv"}.get(fmt)
-    if builder is None:
-        raise SystemExit(f"unsupported input {args.input!r}: use .parquet, .jsonl/.json or .csv")
-    ds = datasets.load_dataset(builder, data_files=args.input, split="train")
-    settings = {"model": args.model, "batch_size": args.batch_size}
-    ds = ds.map(unifilter_score(**settings), batched=True, batch_size=args.batch_size * 4)
-    if args.threshold is not None:
-        ds = ds.filter(unifilter_keep(**settings, threshold=args.threshold), batched=True)
-    ds.to_parquet(args.output)
-    print(f"wrote {len(ds)} rows to {args.output}")
+    counts = score_table(
+        args.input, args.output, threshold=args.threshold, keep_errors=args.keep_errors, config=args.config,
+        split=args.split, revision=args.revision, model=args.model, batch_size=args.batch_size,
+        columns=args.columns, device=args.device, on_image_error=args.on_image_error,
+    )
+    print(f"scored {counts['rows']} rows ({counts['errors']} errors); wrote {counts['written']} to {args.output}")
     return 0
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def _column_map(text: str) -> dict[str, str]:
+    """`image=URL,text=TEXT` -> {"image": "URL", "text": "TEXT"}."""
+    pairs = [part.split("=", 1) for part in text.split(",") if part]
+    if not pairs or any(len(p) != 2 or not p[0] or not p[1] for p in pairs):
+        raise argparse.ArgumentTypeError(f"expected ROLE=COLUMN pairs such as image=URL,text=TEXT, got {text!r}")
+    return dict(pairs)
 
 
 def _add_convert(subparsers: argparse._SubParsersAction) -> None:
@@ -76,32 +87,41 @@ def _add_convert(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--revision", help="Hub revision of SRC")
     parser.add_argument("--source-id", help="Hub id to name in the model card when SRC is a local copy")
+    parser.add_argument("--overwrite", action="store_true", help="replace the files of a non-empty DST")
     parser.set_defaults(func=_convert)
 
 
 def _convert(args: argparse.Namespace) -> int:
-    from .official import OFFICIAL_CAPTION_MAX_IDS, OfficialCheckpointError, convert_official_checkpoint
+    from pathlib import Path
 
-    try:
-        dst = convert_official_checkpoint(
-            args.src,
-            args.dst,
-            source_id=args.source_id,
-            vision_config=args.vision_config,
-            allow_pickle=args.allow_pickle,
-            caption_max_ids=OFFICIAL_CAPTION_MAX_IDS if args.official_caption_cut else None,
-            pad_to_square=args.pad_to_square,
-            revision=args.revision,
-        )
-    except OfficialCheckpointError as err:
-        print(f"unifilter-hf convert: error: {err}", file=sys.stderr)
-        return 2
+    from .official import OFFICIAL_CAPTION_MAX_IDS, convert_official_checkpoint
+
+    dst = Path(args.dst)
+    if dst.is_dir() and any(dst.iterdir()) and not args.overwrite:
+        raise UsageError(f"{dst} is not empty: choose an empty folder, or pass --overwrite to replace its files")
+    convert_official_checkpoint(
+        args.src,
+        dst,
+        source_id=args.source_id,
+        vision_config=args.vision_config,
+        allow_pickle=args.allow_pickle,
+        caption_max_ids=OFFICIAL_CAPTION_MAX_IDS if args.official_caption_cut else None,
+        pad_to_square=args.pad_to_square,
+        revision=args.revision,
+    )
     print(f"converted {args.src} -> {dst}")
     return 0
 
 
+class _Parser(argparse.ArgumentParser):
+    """Argument errors in one line that points at `--help`, not the whole usage block."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="unifilter-hf", description=__doc__.splitlines()[0])
+    parser = _Parser(prog="unifilter-hf", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
 
     demo = sub.add_parser("demo", help="offline end-to-end run on the bundled set (tiny random model)")
@@ -110,25 +130,66 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--seed", type=int, default=0)
     demo.set_defaults(func=_demo)
 
-    score = sub.add_parser("score", help="score (and optionally filter) a parquet/jsonl/csv file")
-    score.add_argument("input")
-    score.add_argument("--output", required=True, help="parquet file to write")
+    score = sub.add_parser("score", help="score (and optionally filter) a table: file, folder of shards, Hub id")
+    score.add_argument("input", help=".parquet/.jsonl/.csv file, a folder or glob of them, or a Hub dataset id")
+    score.add_argument("--output", required=True, help="file to write: .parquet, .jsonl or .csv")
     score.add_argument("--model", default=None, help="Hub id or folder (default: $UNIFILTER_MODEL or official)")
     score.add_argument("--threshold", type=float, default=None, help="keep rows scoring at least this")
-    score.add_argument("--batch-size", type=int, default=8)
+    score.add_argument("--keep-errors", action="store_true", help="with --threshold: also keep unscorable rows")
+    score.add_argument("--batch-size", type=_positive_int, default=8)
+    score.add_argument("--columns", type=_column_map, default=None,
+                       help="ROLE=COLUMN pairs overriding detection, e.g. image=URL,text=TEXT or images=imgs,texts=txt")
+    score.add_argument("--device", default=None, help="cpu, cuda, cuda:1, ... (default: CUDA if available)")
+    score.add_argument("--on-image-error", choices=["fail_if_all", "fail", "score_rest"], default="fail_if_all",
+                       help="what a document whose images failed to load gets (docs/input_handling.md)")
+    score.add_argument("--config", default=None, help="Hub dataset config")
+    score.add_argument("--split", default="train", help="Hub dataset split")
+    score.add_argument("--revision", default=None, help="Hub dataset revision")
     score.set_defaults(func=_score)
 
     from .synthesis.cli import register as register_synth
 
     _add_convert(sub)
     register_synth(sub)
+    for command in sub.choices.values():
+        command.add_argument("--debug", action="store_true", help="show the traceback of an error")
     return parser
 
 
+class UsageError(ValueError):
+    """A wrong argument or input: reported in one line with exit status 2."""
+
+
+def _user_errors() -> tuple[type[Exception], ...]:
+    from .dataset_io import SourceError
+    from .official import OfficialCheckpointError
+    from .row_layouts import SchemaError
+    from .scoring import ModelNotFoundError
+
+    return (UsageError, SourceError, SchemaError, ModelNotFoundError, OfficialCheckpointError, FileNotFoundError)
+
+
+def _one_line(err: BaseException) -> str:
+    text = str(err).strip() or type(err).__name__
+    return " ".join(text.split())
+
+
 def main(argv: list[str] | None = None) -> int:
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     args = build_parser().parse_args(argv)
-    return args.func(args)
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        return args.func(args)
+    except Exception as err:
+        if args.debug:
+            raise
+        hint = ""
+        if type(err).__name__ == "SchemaError":
+            hint = " (CLI: --columns image=COLUMN,text=COLUMN or images=COLUMN,texts=COLUMN)"
+        print(f"unifilter-hf {args.command}: error: {_one_line(err)}{hint}", file=sys.stderr)
+        if isinstance(err, _user_errors()) or isinstance(err, ValueError):
+            return 2
+        print("(an unexpected error: rerun with --debug for the traceback)", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

@@ -3,130 +3,135 @@
 Both objects work as written (default model and threshold) and as factories:
 
     >>> ds = ds.map(unifilter_score, batched=True, batch_size=16)  # doctest: +SKIP
-    >>> ds = ds.filter(unifilter_keep(model="my/checkpoint", threshold=2.5), batched=True)  # doctest: +SKIP
+    >>> ds = ds.filter(unifilter_keep(threshold=2.5), batched=True)  # reads the score columns: no rescoring
+    ... # doctest: +SKIP
 
 They take single rows or batches, on `Dataset` and streaming `IterableDataset`, of any supported row layout
-(captions, OBELICS documents, webdataset, mmc4; see `unifilter_hf.row_layouts`). A row that cannot be scored gets
-`unifilter_score = NaN` and a reason in `unifilter_error`; `unifilter_keep` drops such rows unless
-`keep_errors=True`, and logs how many it dropped.
+(captions, OBELICS documents, webdataset, mmc4; see `unifilter_hf.row_layouts`). A row that cannot be scored
+gets `unifilter_score = NaN` and a reason in `unifilter_error`; `unifilter_keep` drops such rows unless
+`keep_errors=True`, and logs how many it dropped. On a dataset that `unifilter_score` already scored with the
+same model and settings, `unifilter_keep` decides from those columns and never runs the model again.
 
-Caching: `datasets` fingerprints a transform by pickling it. These callables pickle as a light *spec* (model
-identity, settings, package version), so the weights are never hashed, a changed model or threshold never
-hits a stale cache, and `num_proc` workers reload the model by name instead of receiving a pickled copy.
+Caching: `datasets` fingerprints a transform by pickling it. These callables pickle as a light *spec* derived
+from their `UniFilterSettings` (model identity, the settings that change results, package version), so the
+weights are never hashed, a changed model or threshold never hits a stale cache, a changed `batch_size` does
+not recompute, and `num_proc` workers reuse the loaded model (forked) or reload it by name.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 import hashlib
-import itertools
 import json
 import logging
 import math
 import os
 import weakref
 from collections.abc import Mapping
-from pathlib import Path
+from dataclasses import dataclass, field
 from typing import Any
 
-import torch
-from huggingface_hub import try_to_load_from_cache
-
-from .row_layouts import ColumnMap
+from .fingerprint import model_fingerprint
+from .row_layouts import IMAGE_ERROR_POLICIES, ColumnMap, ImageErrorPolicy, SchemaError
 from .scoring import DEFAULT_THRESHOLD, QualityScorer, ScoreRecord, default_model_id
 
 logger = logging.getLogger(__name__)
 
-_SAMPLED_VALUES = 64  # values read per large tensor when fingerprinting an in-memory model
-_SMALL_TENSOR = 1 << 16  # tensors up to this size are hashed whole (heads, norms, biases)
 _LIVE: weakref.WeakValueDictionary[str, _UniFilterCallable] = weakref.WeakValueDictionary()
+# The columns `unifilter_score` writes; `unifilter_fingerprint` says which model and settings made them.
+SCORE_COLUMNS = (
+    "unifilter_score", "unifilter_level", "unifilter_error", "unifilter_images_dropped", "unifilter_images_cut",
+    "unifilter_fingerprint",
+)
 
 
-def model_fingerprint(model: Any) -> str:
-    """A cheap, deterministic identity of a model: never hashes the full weights.
+@dataclass(frozen=True)
+class UniFilterSettings:
+    """The settings of `unifilter_score` / `unifilter_keep` (typed, validated, immutable).
 
-    - a local folder: its `config.json` plus, per weights file, name, size, mtime and safetensors header;
-    - a Hub id: the id and the commit of its locally cached snapshot, if any;
-    - an in-memory model: its source identity plus every small tensor and a fixed sample of values of each
-      large one (a change confined to unsampled positions of a large tensor is not seen: pass
-      `fingerprint=` to the callables in that case).
+    Attributes:
+        threshold: `unifilter_keep` keeps rows scoring at least this (default 2.0: levels 2 and 3).
+        batch_size: rows per forward pass (never changes a score).
+        columns: a `ColumnMap` (or dict) naming the row columns; detected from the first batch otherwise.
+        keep_errors: `unifilter_keep` also keeps rows that could not be scored.
+        max_images: read at most this many images per document (the rest is dropped, and counted).
+        on_image_error: what a document whose images failed to load gets: `"fail_if_all"` (fail it when none
+            loaded), `"fail"` (when any failed) or `"score_rest"` (score what is left). See
+            docs/input_handling.md.
+        image_timeout: seconds per image URL fetch.
+        device: where the model runs (default: CUDA if available).
 
     Example:
-        >>> from unifilter_hf.tiny import tiny_model_and_processor
-        >>> len(model_fingerprint(tiny_model_and_processor()[0]))
-        64
+        >>> UniFilterSettings(threshold=2.5).replace(batch_size=16).batch_size
+        16
+        >>> try:
+        ...     UniFilterSettings().replace(treshold=1.0)
+        ... except TypeError as err:
+        ...     print(str(err)[:46])
+        unknown UniFilter setting(s) ['treshold']; val
     """
-    digest = hashlib.sha256()
-    if isinstance(model, QualityScorer):
-        model = model.model
-    if isinstance(model, (str, os.PathLike)):
-        digest.update(_source_identity(str(model)).encode())
-        return digest.hexdigest()
-    config = model.config
-    digest.update(_source_identity(config.name_or_path or "").encode())
-    digest.update(str(getattr(config, "_commit_hash", "")).encode())
-    digest.update(config.to_json_string(use_diff=False).encode())
-    with torch.no_grad():
-        for name, tensor in itertools.chain(model.named_parameters(), model.named_buffers()):
-            flat = tensor.detach().reshape(-1)
-            if flat.numel() > _SMALL_TENSOR:
-                index = torch.arange(_SAMPLED_VALUES, device=flat.device) * (flat.numel() - 1) // (_SAMPLED_VALUES - 1)
-                flat = flat[index]
-            digest.update(name.encode())
-            digest.update(str(tuple(tensor.shape)).encode())
-            digest.update(flat.float().cpu().numpy().tobytes())
-    return digest.hexdigest()
 
+    threshold: float = DEFAULT_THRESHOLD
+    batch_size: int = 8
+    columns: ColumnMap | None = None
+    keep_errors: bool = False
+    max_images: int | None = None
+    on_image_error: ImageErrorPolicy = "fail_if_all"
+    image_timeout: float = 10.0
+    device: str | None = field(default=None, compare=False)
 
-def _source_identity(name_or_path: str) -> str:
-    path = Path(name_or_path)
-    if not path.is_dir():
-        # The locally cached snapshot's commit, when there is one: a new upstream revision is a new identity.
-        try:
-            cached = try_to_load_from_cache(name_or_path, "config.json")
-        except ValueError:  # not a valid repo id
-            cached = None
-        commit = Path(cached).parent.name if isinstance(cached, str) else "uncached"
-        return f"hub:{name_or_path}@{commit}"
-    parts = [f"dir:{path.resolve()}"]
-    for file in sorted(path.iterdir()):
-        if file.name == "config.json" or file.name.endswith("_config.json"):
-            parts.append(file.read_text())
-        elif file.suffix in (".safetensors", ".bin"):
-            stat = file.stat()
-            parts.append(f"{file.name}:{stat.st_size}:{stat.st_mtime_ns}")
-            if file.suffix == ".safetensors":
-                with open(file, "rb") as handle:  # the JSON header: tensor names, dtypes, shapes, offsets
-                    size = int.from_bytes(handle.read(8), "little")
-                    parts.append(handle.read(min(size, 1 << 24)).decode("utf-8", "replace"))
-    return "\n".join(parts)
+    def __post_init__(self) -> None:
+        if self.columns is not None and not isinstance(self.columns, ColumnMap):
+            object.__setattr__(self, "columns", ColumnMap.coerce(self.columns))
+        if not isinstance(self.batch_size, int) or self.batch_size < 1:
+            raise ValueError(f"batch_size must be a positive integer, got {self.batch_size!r}")
+        if self.on_image_error not in IMAGE_ERROR_POLICIES:
+            raise ValueError(f"on_image_error must be one of {IMAGE_ERROR_POLICIES}, got {self.on_image_error!r}")
+        if not isinstance(self.threshold, int | float) or math.isnan(self.threshold):
+            raise ValueError(f"threshold must be a number, got {self.threshold!r}")
+
+    @classmethod
+    def names(cls) -> list[str]:
+        return sorted(f.name for f in dataclasses.fields(cls))
+
+    def replace(self, **changes: Any) -> UniFilterSettings:
+        """A copy with `changes`; unknown names raise `TypeError` (a typo must not be ignored)."""
+        unknown = sorted(set(changes) - set(self.names()))
+        if unknown:
+            raise TypeError(f"unknown UniFilter setting(s) {unknown}; valid: {', '.join(self.names())}")
+        return dataclasses.replace(self, **changes)
+
+    def scoring_identity(self) -> dict:
+        """The settings that change a row's score (not batch size, device or the filter's threshold)."""
+        return {
+            "columns": None if self.columns is None else dataclasses.asdict(self.columns),
+            "max_images": self.max_images,
+            "on_image_error": self.on_image_error,
+            "image_timeout": self.image_timeout,
+        }
+
+    def scorer_options(self) -> dict:
+        return {
+            "batch_size": self.batch_size,
+            "max_images": self.max_images,
+            "on_image_error": self.on_image_error,
+            "image_timeout": self.image_timeout,
+        }
 
 
 class _UniFilterCallable:
     """Shared machinery: lazy scorer, batch/row dispatch, factory calls, light pickling."""
 
-    def __init__(
-        self,
-        model: Any = None,
-        *,
-        processor: Any = None,
-        threshold: float = DEFAULT_THRESHOLD,
-        batch_size: int = 8,
-        columns: ColumnMap | Mapping[str, str] | None = None,
-        keep_errors: bool = False,
-        max_images: int | None = None,
-        device: str | None = None,
-        fingerprint: str | None = None,
-    ):
-        self.settings = {
-            "threshold": threshold,
-            "batch_size": batch_size,
-            "columns": None if columns is None else vars(ColumnMap.coerce(columns)),
-            "keep_errors": keep_errors,
-            "max_images": max_images,
-            "device": device,
-        }
+    def __init__(self, model: Any = None, *, processor: Any = None, fingerprint: str | None = None,
+                 settings: UniFilterSettings | None = None, **options: Any):
+        self.settings = (settings or UniFilterSettings()).replace(**options)
         self._model, self._processor, self._fingerprint = model, processor, fingerprint
         self._scorer: QualityScorer | None = None
+        self._scorer_source: str | None = None  # the default model the scorer was loaded for
+        self._identities: dict[str, str] = {}
+        self._configured: dict[str, _UniFilterCallable] = {}
+        self._checked_columns: set[tuple[str, ...]] = set()
 
     # -- factory / dispatch ----------------------------------------------------------------------------------
     def __call__(self, batch: Any = None, indices: Any = None, **config: Any):
@@ -134,60 +139,102 @@ class _UniFilterCallable:
             # `unifilter_keep(model=..., threshold=...)` or `unifilter_keep("org/model")`: a new configured one.
             if batch is not None:
                 config["model"] = batch
-            merged = {**self.settings, "model": self._model, "processor": self._processor, **config}
-            return type(self)(**merged)
-        columns = self.settings["columns"]
-        columns = ColumnMap.detect(batch.keys()) if columns is None else ColumnMap.coerce(columns)
+            return self._derived(config)
+        if config:  # `ds.filter(unifilter_keep, fn_kwargs={"threshold": 0.1})`: honoured, not ignored
+            key = json.dumps(config, sort_keys=True, default=repr)
+            if key not in self._configured:
+                self._configured[key] = self._derived({"model": self.scorer, **config})
+            return self._configured[key](batch, indices)
+        return self._apply(batch, self._columns_for(batch))
+
+    def _derived(self, config: dict) -> _UniFilterCallable:
+        model = config.pop("model", self._model)
+        processor = config.pop("processor", self._processor)
+        fingerprint = config.pop("fingerprint", self._fingerprint if model is self._model else None)
+        if isinstance(model, QualityScorer) and model is self._scorer:
+            fingerprint = fingerprint or self.model_identity()
+        return type(self)(model, processor=processor, fingerprint=fingerprint,
+                          settings=self.settings.replace(**config))
+
+    def _columns_for(self, batch: Mapping) -> ColumnMap:
+        columns = self.settings.columns or ColumnMap.detect(batch.keys())
+        key = tuple(sorted(map(str, batch.keys())))
+        if key not in self._checked_columns:  # once per column set: before any row is read
+            missing = [c for c in columns.columns if c not in batch]
+            if missing:
+                raise SchemaError(
+                    f"columns {missing} are not in the dataset (it has {sorted(map(str, batch.keys()))}); "
+                    "pass columns={...} with existing column names"
+                )
+            self._checked_columns.add(key)
+        return columns
+
+    def _apply(self, batch: Mapping, columns: ColumnMap):
         batched = _is_batch(batch, columns)
         rows = _split_batch(batch) if batched else [batch]
         return self._output(self.scorer.score_rows(rows, columns), batched)
 
     @property
     def scorer(self) -> QualityScorer:
-        if self._scorer is None:
-            model, opts = self._model, {k: self.settings[k] for k in ("batch_size", "max_images")}
+        # The default model is read at use, so `unifilter_score` as written follows $UNIFILTER_MODEL.
+        source = default_model_id() if self._model is None else None
+        if self._scorer is None or source != self._scorer_source:
+            model, settings = self._model, self.settings
+            self._scorer_source = source
             if isinstance(model, QualityScorer):
                 self._scorer = model
             elif model is None or isinstance(model, (str, os.PathLike)):
                 self._scorer = QualityScorer.from_pretrained(
-                    str(model or default_model_id()), device=self.settings["device"], **opts
+                    str(model or source), device=settings.device, **settings.scorer_options()
                 )
             else:
                 if self._processor is None:
                     raise ValueError("pass processor= together with an in-memory model")
-                self._scorer = QualityScorer(model, self._processor, device=self.settings["device"], **opts)
+                self._scorer = QualityScorer(
+                    model, self._processor, device=settings.device, **settings.scorer_options()
+                )
         return self._scorer
 
     def _output(self, records: list[ScoreRecord], batched: bool):
         raise NotImplementedError
 
     # -- fingerprint / pickling ------------------------------------------------------------------------------
-    def spec(self) -> dict:
-        """What identifies this transform's results (used as its pickled form and datasets fingerprint)."""
+    def model_identity(self) -> str:
+        """The model's fingerprint (see `unifilter_hf.fingerprint.model_fingerprint`), computed once per model."""
+        if self._fingerprint:
+            return self._fingerprint
+        model = self._model if self._model is not None else default_model_id()
+        key = str(model) if isinstance(model, (str, os.PathLike)) else "in-memory"
+        if key not in self._identities:
+            self._identities[key] = model_fingerprint(model)
+        return self._identities[key]
+
+    def score_fingerprint(self) -> str:
+        """A short id of what determines the scores: model, scoring settings, package version."""
         from . import __version__
 
-        model = self._model if self._model is not None else default_model_id()
-        return {
-            "kind": type(self).__name__,
-            "model": self._fingerprint or model_fingerprint(model),
-            "settings": {k: v for k, v in self.settings.items() if k != "device"},
-            "version": __version__,
-        }
+        blob = json.dumps([self.model_identity(), self.settings.scoring_identity(), __version__], sort_keys=True)
+        return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+    def spec(self) -> dict:
+        """What identifies this transform's results (its pickled form and `datasets` fingerprint)."""
+        raise NotImplementedError
 
     def __reduce__(self):
         spec = json.dumps(self.spec(), sort_keys=True)
         # Equal specs mean equal results, so equal objects may stand in for each other when unpickled.
         _LIVE[spec] = self
         source = self._model if isinstance(self._model, (str, os.PathLike)) else None
-        return (_rebuild, (type(self), source, self.settings, spec))
+        # Only what changes results is pickled (datasets hashes this): a new batch size reuses the cache.
+        return (_rebuild, (type(self), None if source is None else str(source), spec))
 
 
 def _is_batch(batch: Mapping, columns: ColumnMap) -> bool:
-    first = batch[columns.columns[0]] if columns.columns[0] in batch else None
+    first = batch[columns.columns[0]]
     if columns.schema == "caption":
         return isinstance(first, list)
     # A single document holds strings/images/None in its slots; a batch holds one list per row.
-    return any(isinstance(v, (list, tuple)) for c in columns.columns if c in batch for v in (batch[c] or ()))
+    return any(isinstance(v, (list, tuple)) for c in columns.columns for v in (batch[c] or ()))
 
 
 def _split_batch(batch: Mapping) -> list[dict]:
@@ -197,31 +244,45 @@ def _split_batch(batch: Mapping) -> list[dict]:
     return [{k: v[i] for k, v in batch.items()} for i in range(lengths.pop())]
 
 
-def _rebuild(cls, source, settings, spec_json):
+def _rebuild(cls, source, spec_json):
     # The same process or a forked datasets worker still holds the live object (model already loaded).
     live = _LIVE.get(spec_json)
     if live is not None:
         return live
-    if source is None and json.loads(spec_json)["model"] != model_fingerprint(default_model_id()):
+    spec = json.loads(spec_json)
+    if source is None and spec["model"] != model_fingerprint(default_model_id()):
         raise RuntimeError(
             "this UniFilter callable holds an in-memory model that cannot be sent to another process; "
             "pass model='path/or/hub-id' when using num_proc"
         )
-    return cls(source, **settings)
+    # A fresh process: the settings that change results come from the spec (batch size and device default).
+    return cls(source, **spec["settings"])
 
 
 class UniFilterScore(_UniFilterCallable):
-    """`ds.map` callable adding `unifilter_score` (float), `unifilter_level` (int) and `unifilter_error` (str),
-    plus `unifilter_probs` for a 4-level head. Row count is always preserved. A row that could not be scored
-    has score NaN, level -1, probs NaN and a non-empty error; a scored row has an empty error."""
+    """`ds.map` callable adding `unifilter_score` (float), `unifilter_level` (int), `unifilter_error` (str),
+    `unifilter_images_dropped` / `unifilter_images_cut` (int, images a document lost while being read / to
+    the length limit) and `unifilter_fingerprint` (which model and settings scored the row), plus
+    `unifilter_probs` for a 4-level head. Row count is always preserved. A row that could not be scored has
+    score NaN, level -1, probs NaN and a non-empty error; a scored row has an empty error."""
+
+    def spec(self) -> dict:
+        from . import __version__
+
+        return {"kind": "UniFilterScore", "model": self.model_identity(),
+                "settings": self.settings.scoring_identity(), "version": __version__}
 
     def _output(self, records: list[ScoreRecord], batched: bool):
         # No None values: Arrow fixes a column's type from the first batch written, and a first batch of
         # only failed (or only good) rows would make the column null-typed and break later batches.
+        fingerprint = self.score_fingerprint()
         columns = {
             "unifilter_score": [r.score for r in records],
             "unifilter_level": [-1 if r.level is None else r.level for r in records],
             "unifilter_error": [r.error or "" for r in records],
+            "unifilter_images_dropped": [r.images_dropped for r in records],
+            "unifilter_images_cut": [r.images_cut for r in records],
+            "unifilter_fingerprint": [fingerprint] * len(records),
         }
         num_labels = self.scorer.model.config.num_labels
         if num_labels > 1:
@@ -231,19 +292,101 @@ class UniFilterScore(_UniFilterCallable):
 
 class UniFilterKeep(_UniFilterCallable):
     """`ds.filter` predicate: keep rows scored at least `threshold` (default 2.0); error rows are dropped
-    (and counted in the log) unless `keep_errors=True`."""
+    (and counted in the log) unless `keep_errors=True`. On rows that already carry `unifilter_score` columns
+    from the same model and settings it decides from them, without running the model."""
+
+    _dropped_unbatched = 0
+
+    def spec(self) -> dict:
+        from . import __version__
+
+        settings = {**self.settings.scoring_identity(), "threshold": self.settings.threshold,
+                    "keep_errors": self.settings.keep_errors}
+        return {"kind": "UniFilterKeep", "model": self.model_identity(), "settings": settings,
+                "version": __version__}
+
+    def _columns_for(self, batch: Mapping) -> ColumnMap | None:
+        if self._scored_here(batch):
+            return None  # the score columns decide; the source columns are not read
+        return super()._columns_for(batch)
+
+    def _scored_here(self, batch: Mapping) -> bool:
+        stamp = batch.get("unifilter_fingerprint")
+        if stamp is None or "unifilter_score" not in batch:
+            return False
+        first = stamp[0] if isinstance(stamp, list) and stamp else stamp
+        return first == self.score_fingerprint()
+
+    def _apply(self, batch: Mapping, columns: ColumnMap | None):
+        if columns is not None:
+            return super()._apply(batch, columns)
+        scores, errors = batch["unifilter_score"], batch["unifilter_error"]
+        batched = isinstance(scores, list)
+        scores, errors = (scores, errors) if batched else ([scores], [errors])
+        records = [ScoreRecord(score=s, error=e or None) for s, e in zip(scores, errors)]
+        return self._output(records, batched)
 
     def _output(self, records: list[ScoreRecord], batched: bool):
-        threshold, keep_errors = self.settings["threshold"], self.settings["keep_errors"]
+        threshold, keep_errors = self.settings.threshold, self.settings.keep_errors
         mask = [r.keep(threshold) or (keep_errors and not r.ok) for r in records]
         errors = [r.error for r in records if not r.ok]
         if errors and not keep_errors:
-            logger.warning("unifilter_keep dropped %d row(s) that could not be scored, e.g. %r", len(errors), errors[0])
+            self._log_dropped(errors, batched)
         assert len(mask) == len(records)  # one decision per row, never more or fewer
         return mask if batched else mask[0]
 
+    def _log_dropped(self, errors: list[str], batched: bool) -> None:
+        if batched:
+            logger.warning("unifilter_keep dropped %d row(s) that could not be scored, e.g. %r",
+                           len(errors), errors[0])
+            return
+        # One row per call: log the first one and then at 10, 100, 1000, ... rows, not once per row.
+        self._dropped_unbatched += 1
+        count = self._dropped_unbatched
+        if count == 1 or math.log10(count).is_integer():
+            logger.warning("unifilter_keep has dropped %d row(s) that could not be scored so far, e.g. %r "
+                           "(keep_errors=True keeps them)", count, errors[0])
+
+
+def _name_the_fix_for_decoding_errors() -> None:
+    """Make `datasets`' own image decoding errors name `undecode_images`, which avoids them.
+
+    With a decoded `Image()` column (the Hub default) `datasets` opens every image before our callable sees
+    the row, so one corrupt file ends the job inside `datasets`. The error is re-raised unchanged, with a note.
+    """
+    from datasets.features import image as image_feature
+
+    decode = image_feature.Image.decode_example
+    if getattr(decode, "_unifilter_note", False):
+        return
+
+    @functools.wraps(decode)
+    def decode_example(self, value, *args, **kwargs):
+        try:
+            return decode(self, value, *args, **kwargs)
+        except Exception as err:
+            err.add_note(
+                "unifilter-hf: a corrupt image in a decoded datasets.Image() column stops datasets itself; "
+                "read the column undecoded with `ds = unifilter_hf.undecode_images(ds)` so that such rows "
+                "become error rows instead"
+            )
+            raise
+
+    decode_example._unifilter_note = True
+    image_feature.Image.decode_example = decode_example
+
+
+_name_the_fix_for_decoding_errors()
 
 unifilter_score = UniFilterScore()
 unifilter_keep = UniFilterKeep()
 
-__all__ = ["UniFilterKeep", "UniFilterScore", "model_fingerprint", "unifilter_keep", "unifilter_score"]
+__all__ = [
+    "SCORE_COLUMNS",
+    "UniFilterKeep",
+    "UniFilterScore",
+    "UniFilterSettings",
+    "model_fingerprint",
+    "unifilter_keep",
+    "unifilter_score",
+]

@@ -50,9 +50,24 @@ from PIL import Image
 from .image_loading import DEFAULT_MAX_BYTES, DEFAULT_MAX_PIXELS, decode_base64, load_image, short_reason
 from .sample import Sample, SampleError
 
-__all__ = ["ColumnMap", "SchemaError", "detect_schema", "to_sample", "try_to_sample"]
+__all__ = [
+    "IMAGE_ERROR_POLICIES",
+    "ColumnMap",
+    "ImageErrorPolicy",
+    "SchemaError",
+    "detect_schema",
+    "to_sample",
+    "try_to_sample",
+]
 
 Schema = Literal["caption", "document", "mmc4"]
+# What a document gets when some of its images fail to load (see docs/input_handling.md):
+# "score_rest" scores what is left (even text only), "fail_if_all" fails the row when none of its images
+# loaded, "fail" fails the row when any image failed.
+ImageErrorPolicy = Literal["score_rest", "fail_if_all", "fail"]
+IMAGE_ERROR_POLICIES: tuple[str, ...] = ("score_rest", "fail_if_all", "fail")
+# Drops that are by design, not failures: tracking pixels and the max_images cap.
+_DESIGNED_DROPS = (": 1-pixel image", ": over max_images=")
 
 _CAPTION_IMAGE_COLUMNS = ("image", "jpg", "jpeg", "png", "webp", "img", "image_url")
 _CAPTION_TEXT_COLUMNS = ("text", "caption", "txt", "json")
@@ -162,6 +177,7 @@ def to_sample(
     columns: ColumnMap | Mapping[str, str] | None = None,
     *,
     max_images: int | None = None,
+    on_image_error: ImageErrorPolicy = "fail_if_all",
     image_root: str | os.PathLike | None = None,
     timeout: float = 10.0,
     max_pixels: int = DEFAULT_MAX_PIXELS,
@@ -171,8 +187,13 @@ def to_sample(
 
     ``columns`` overrides detection (detect once per dataset with :meth:`ColumnMap.detect` to skip the per-row
     detection). ``max_images`` keeps the first images of a document in reading order and drops the rest
-    unloaded. ``image_root`` resolves relative paths (and mmc4 ``image_name``). The other options go to
+    unloaded. ``on_image_error`` decides what a document whose images failed to load gets: ``"fail_if_all"``
+    (default) fails it when none of its images loaded, ``"fail"`` when any failed, ``"score_rest"`` never.
+    ``image_root`` resolves relative paths (and mmc4 ``image_name``). The other options go to
     :func:`load_image`. ``sample.meta`` holds ``schema`` and ``dropped`` (reasons for removed image slots).
+
+    A document-layout row whose ``kind`` column says ``"caption"`` (the synthetic builder's ``joint`` config
+    stores captions as two slots) is read as a caption, so it gets the caption prompt.
 
     Example:
         >>> from PIL import Image
@@ -194,10 +215,14 @@ def to_sample(
         is_json = cols.text.lower() == "json"
         sample = _caption(row[cols.image], row[cols.text], text_is_json=is_json, load=load)
     elif cols.schema == "document":
-        sample = _assemble(_obelics_slots(row[cols.texts], row[cols.images]), [], load, max_images)
+        slots = _obelics_slots(row[cols.texts], row[cols.images])
+        if row.get("kind") == "caption" and [s[0] for s in slots] == ["image", "text"]:
+            sample = _caption(slots[0][2], slots[1][1], text_is_json=False, load=load)
+        else:
+            sample = _assemble(slots, [], load, max_images, on_image_error)
     else:
         slots, dropped = _mmc4_slots(row[cols.text_list], row[cols.image_info], image_root is not None)
-        sample = _assemble(slots, dropped, load, max_images)
+        sample = _assemble(slots, dropped, load, max_images, on_image_error)
     sample.meta["schema"] = cols.schema
     return sample
 
@@ -340,7 +365,11 @@ def _mmc4_source(info: Mapping[str, Any], has_root: bool) -> Any:
 
 
 def _assemble(
-    slots: list[_Slot], dropped: list[str], load: Callable[..., Image.Image], max_images: int | None
+    slots: list[_Slot],
+    dropped: list[str],
+    load: Callable[..., Image.Image],
+    max_images: int | None,
+    on_image_error: ImageErrorPolicy,
 ) -> Sample:
     """Load a document's images in reading order; drop unusable ones with their slot and record why."""
     texts: list[str | None] = []
@@ -366,11 +395,16 @@ def _assemble(
         texts.append(None)
         images.append(image)
         kept += 1
+    dropped = sorted(dropped, key=_image_index)
     if not kept and not any(t and t.strip() for t in texts):
-        detail = f" ({'; '.join(sorted(dropped, key=_image_index))})" if dropped else ""
+        detail = f" ({'; '.join(dropped)})" if dropped else ""
         raise SampleError(short_reason(f"document: no text and no usable image{detail}"))
+    failed = [reason for reason in dropped if not any(mark in reason for mark in _DESIGNED_DROPS)]
+    if failed and (on_image_error == "fail" or (on_image_error == "fail_if_all" and not kept)):
+        which = "all" if not kept else f"{len(failed)} of {len(failed) + kept}"
+        raise SampleError(short_reason(f"document: {which} images failed to load ({'; '.join(failed)})"))
     sample = Sample.document(texts, images)
-    sample.meta["dropped"] = sorted(dropped, key=_image_index)
+    sample.meta["dropped"] = dropped
     return sample
 
 

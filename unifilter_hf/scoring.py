@@ -17,19 +17,51 @@ import logging
 import math
 import os
 from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 
 import torch
 
-from .row_layouts import ColumnMap, try_to_sample
+from .row_layouts import ColumnMap, ImageErrorPolicy, try_to_sample
 from .sample import Sample
 
 logger = logging.getLogger(__name__)
+
+
+def _one_thread_after_fork() -> None:
+    # torch's OpenMP pool does not survive fork: a forked child (datasets' num_proc workers) that runs torch
+    # with the parent's pool size waits forever on the dead pool's threads. One thread per worker is also
+    # the right size when several workers share the cores (torch's DataLoader workers do the same).
+    torch.set_num_threads(1)
+
+
+os.register_at_fork(after_in_child=_one_thread_after_fork)
 
 # The task's default checkpoint; UNIFILTER_MODEL overrides it everywhere (tests point it at a local folder).
 OFFICIAL_DEFAULT_MODEL = "weizhiwang/UniFilter-Qwen2.5-1.5B"
 MODEL_ENV_VAR = "UNIFILTER_MODEL"
 DEFAULT_THRESHOLD = 2.0
+
+
+def ensure_model_available(name_or_path: str) -> None:
+    """Fail at once, naming the model and how to choose another, when it cannot be loaded offline.
+
+    Example:
+        >>> import os
+        >>> ensure_model_available(os.getcwd())  # an existing folder: nothing to check here
+    """
+    from pathlib import Path
+
+    from huggingface_hub import constants, try_to_load_from_cache
+
+    if Path(name_or_path).expanduser().exists() or not constants.HF_HUB_OFFLINE:
+        return
+    try:
+        cached = try_to_load_from_cache(name_or_path, "config.json")
+    except ValueError:  # not a repo id either
+        cached = None
+    if not isinstance(cached, str):
+        raise ModelNotFoundError(name_or_path, OSError("offline (HF_HUB_OFFLINE=1) and not in the local Hub cache"))
 
 
 def default_model_id() -> str:
@@ -39,12 +71,19 @@ def default_model_id() -> str:
 
 @dataclass
 class ScoreRecord:
-    """One scored row. `score` is NaN and `error` holds a short reason when the row could not be scored."""
+    """One scored row. `score` is NaN and `error` holds a short reason when the row could not be scored.
+
+    `images_dropped` counts a document's image slots removed while reading it (failed loads, 1-pixel
+    images, the `max_images` cap; the reasons are in the log), `images_cut` the images beyond the model's
+    `max_length` that the processor left out. A score with either above 0 judged a shortened document.
+    """
 
     score: float
     level: int | None = None
     probs: list[float] | None = None
     error: str | None = None
+    images_dropped: int = 0
+    images_cut: int = 0
 
     @property
     def ok(self) -> bool:
@@ -77,19 +116,32 @@ def records_from_logits(logits: torch.Tensor, scores: torch.Tensor) -> list[Scor
     ]
 
 
+def batch_plan(lengths: Sequence[int], batch_size: int) -> list[list[int]]:
+    """Indices grouped into micro-batches of `batch_size`, shortest rows first, so padding stays small.
+
+    Example:
+        >>> batch_plan([30, 5, 20, 6], batch_size=2)
+        [[1, 3], [2, 0]]
+    """
+    order = sorted(range(len(lengths)), key=lambda i: lengths[i])
+    return [order[start : start + batch_size] for start in range(0, len(order), batch_size)]
+
+
 class QualityScorer:
     """Scores samples or dataset rows with a UniFilter model, batch by batch, never failing a whole batch.
 
-    Rows inside one call are sorted by estimated length (image tokens + text) into micro-batches of
-    `batch_size`, so padding stays small; results come back in input order and do not depend on batching.
-    A row that cannot be read, or whose micro-batch fails in the model, gets a NaN score and a reason.
+    Rows inside one call are read concurrently (image URLs are fetched in parallel threads), then sorted by
+    estimated length (image tokens + text) into micro-batches of `batch_size` (`batch_plan`), so padding
+    stays small; results come back in input order and do not depend on batching. A row that cannot be read,
+    or whose micro-batch fails in the model, gets a NaN score and a reason.
 
     Args:
         model: a `UniFilterForQualityScoring` (moved to `device` if given).
         processor: its `UniFilterProcessor`.
         batch_size: rows per forward pass.
         columns: a `ColumnMap` (or dict) naming the row columns; detected from the first row otherwise.
-        max_images / image_timeout: passed to `samples.to_sample`.
+        max_images / image_timeout / on_image_error: passed to `row_layouts.to_sample`.
+        read_workers: threads that read rows (fetch and decode images) at once.
     """
 
     def __init__(
@@ -102,25 +154,36 @@ class QualityScorer:
         columns: ColumnMap | Mapping[str, str] | None = None,
         max_images: int | None = None,
         image_timeout: float = 10.0,
+        on_image_error: ImageErrorPolicy = "fail_if_all",
+        read_workers: int = 8,
     ):
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be at least 1, got {batch_size}")
         self.model = model.eval() if device is None else model.eval().to(device)
         self.processor = processor
         self.batch_size = batch_size
         self.columns = None if columns is None else ColumnMap.coerce(columns)
-        self.row_options = {"max_images": max_images, "timeout": image_timeout}
+        self.row_options = {"max_images": max_images, "timeout": image_timeout, "on_image_error": on_image_error}
+        self.read_workers = read_workers
 
     @classmethod
     def from_pretrained(cls, name_or_path: str | None = None, *, device: str | None = None, **kwargs):
-        """Load model and processor; CPU runs fp32, CUDA bf16 (bf16 matmuls are very slow on CPUs)."""
-        from transformers import AutoProcessor
+        """Load model and processor; CPU runs fp32, CUDA bf16 (bf16 matmuls are very slow on CPUs).
 
-        from .modeling_unifilter import UniFilterForQualityScoring
+        Official checkpoints load too (converted in memory). A model that cannot be found fails with one
+        line naming it and how to choose another.
+        """
+        from transformers import AutoModelForSequenceClassification, AutoProcessor
 
-        name_or_path = name_or_path or default_model_id()
+        name_or_path = str(name_or_path or default_model_id())
+        ensure_model_available(name_or_path)
         device = device or ("cuda" if torch.cuda.is_available() else "cpu")
         dtype = torch.bfloat16 if str(device).startswith("cuda") else torch.float32
-        model = UniFilterForQualityScoring.from_pretrained(name_or_path, dtype=dtype)
-        processor = AutoProcessor.from_pretrained(name_or_path)
+        try:
+            model = AutoModelForSequenceClassification.from_pretrained(name_or_path, dtype=dtype)
+            processor = AutoProcessor.from_pretrained(name_or_path)
+        except (OSError, ValueError) as err:
+            raise ModelNotFoundError(name_or_path, err) from err
         return cls(model, processor, device=device, **kwargs)
 
     @property
@@ -137,37 +200,48 @@ class QualityScorer:
         columns = self.columns if columns is None else columns
         records: list[ScoreRecord | None] = [None] * len(rows)
         good: list[tuple[int, Sample]] = []
-        for i, row in enumerate(rows):
-            sample, reason = try_to_sample(row, columns, **self.row_options)
+        for i, (sample, reason) in enumerate(self._read(rows, columns)):
             if sample is None:
                 records[i] = ScoreRecord.failed(reason)
             else:
                 good.append((i, sample))
         for (i, _), record in zip(good, self.score_samples([s for _, s in good])):
             records[i] = record
+        _warn_about_lost_images(records)
         return records
 
+    def _read(self, rows: Sequence[Mapping], columns) -> list[tuple[Sample | None, str | None]]:
+        def read(row):
+            return try_to_sample(row, columns, **self.row_options)
+
+        if self.read_workers <= 1 or len(rows) <= 1:
+            return [read(row) for row in rows]
+        # Threads, not processes: the time goes to waiting on URLs and to Pillow's decoders, which release
+        # the GIL; every limit of load_image (timeouts, size caps) applies per fetch as before.
+        with ThreadPoolExecutor(min(self.read_workers, len(rows))) as pool:
+            return list(pool.map(read, rows))
+
     def score_samples(self, samples: Sequence[Sample]) -> list[ScoreRecord]:
-        """Score samples in length-sorted micro-batches; results in input order."""
-        order = sorted(range(len(samples)), key=lambda i: self._estimated_length(samples[i]))
+        """Score samples in length-sorted micro-batches (`batch_plan`); results in input order."""
         records: list[ScoreRecord | None] = [None] * len(samples)
-        for start in range(0, len(order), self.batch_size):
-            chunk = order[start : start + self.batch_size]
+        lengths = [self.estimated_length(s) for s in samples]
+        for chunk in batch_plan(lengths, self.batch_size):
             for i, record in zip(chunk, self._score_batch([samples[i] for i in chunk])):
                 records[i] = record
         return records
 
-    def _estimated_length(self, sample: Sample) -> int:
-        # ~4 characters per token is close enough to group rows of similar length.
+    def estimated_length(self, sample: Sample) -> int:
+        """Tokens a sample will take, roughly: image tokens plus ~4 characters per text token."""
         chars = sum(len(t) for t in sample.texts if t)
         return sample.num_images * self.processor.num_image_tokens + chars // 4
 
     @torch.inference_mode()
     def _score_batch(self, samples: list[Sample]) -> list[ScoreRecord]:
         try:
-            inputs = self.processor(samples).to(self.device)
-            out = self.model(**inputs)
-            return records_from_logits(out.logits, out.scores)
+            inputs = self.processor(samples, return_image_counts=True)
+            kept = inputs.pop("num_images").tolist()
+            out = self.model(**inputs.to(self.device))
+            records = records_from_logits(out.logits, out.scores)
         except torch.OutOfMemoryError:
             raise  # a resource problem, not a bad row: let the job lower its batch size
         except Exception as err:  # noqa: BLE001 - one bad row must not fail the others
@@ -175,14 +249,46 @@ class QualityScorer:
                 return [r for s in samples for r in self._score_batch([s])]
             logger.warning("scoring failed for one row: %s", err)
             return [ScoreRecord.failed(f"model: {type(err).__name__}: {err}"[:160])]
+        for record, sample, n_kept in zip(records, samples, kept):
+            record.images_dropped = len(sample.meta.get("dropped", ()))
+            record.images_cut = sample.num_images - n_kept
+        return records
+
+
+class ModelNotFoundError(OSError):
+    """The model to score with could not be loaded; the message names it and how to pick another."""
+
+    def __init__(self, name_or_path: str, cause: Exception):
+        first = (str(cause).strip().splitlines() or [type(cause).__name__])[0]
+        super().__init__(
+            f"cannot load the UniFilter model {name_or_path!r} ({first[:200]}); pass a local checkpoint "
+            f"folder or a reachable Hub id with --model / model=, or set {MODEL_ENV_VAR}"
+        )
+
+
+def _warn_about_lost_images(records: Sequence[ScoreRecord]) -> None:
+    # Offline or behind a firewall, a whole OBELICS-style set can lose its images: say so loudly, once a call.
+    lost = [r for r in records if r.error and "images failed to load" in r.error]
+    shortened = sum(1 for r in records if r.ok and (r.images_dropped or r.images_cut))
+    if lost:
+        logger.warning(
+            "%d of %d rows are documents whose images failed to load and were not scored, e.g. %r "
+            "(no network? relative paths? see on_image_error)", len(lost), len(records), lost[0].error,
+        )
+    if shortened:
+        logger.info("%d of %d rows were scored without some of their images (see images_dropped / images_cut)",
+                    shortened, len(records))
 
 
 __all__ = [
     "DEFAULT_THRESHOLD",
     "MODEL_ENV_VAR",
     "OFFICIAL_DEFAULT_MODEL",
+    "ModelNotFoundError",
     "QualityScorer",
     "ScoreRecord",
+    "batch_plan",
     "default_model_id",
+    "ensure_model_available",
     "records_from_logits",
 ]

@@ -40,7 +40,7 @@ def write_model_card(
     data = ModelCardData(
         license=license_id or "apache-2.0",
         library_name="transformers",
-        pipeline_tag="image-text-to-text",
+        # No Hub task fits quality scoring (a score for an image-text input); the tag below names it.
         base_model=[source] if is_hub_id else None,
         tags=["unifilter", "unifilter-hf", "data-filtering", "multimodal-quality-scoring"],
     )

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import torch
 
+from ..pipeline_unifilter import save_scoring_checkpoint
 from .conversion import convert_official
 from .model_card import write_model_card
 
@@ -19,7 +20,7 @@ def convert_official_checkpoint(
     source_id: str | None = None,
     **convert_kwargs,
 ) -> Path:
-    """Convert an official checkpoint and save a native one: safetensors, config, processor, tokenizer, card.
+    """Convert an official checkpoint and save a native one: weights, config, processor, pipeline code, card.
 
     The output is deterministic (no dates, no random init): converting twice gives identical files. Tensors
     keep the source dtype.
@@ -38,8 +39,8 @@ def convert_official_checkpoint(
     dst = Path(dst)
     dst.mkdir(parents=True, exist_ok=True)
     dtype = _source_dtype(converted.state_dict)
-    converted.to_model(dtype=dtype).save_pretrained(dst)
-    converted.processor.save_pretrained(dst)
+    # With the pipeline code: the folder runs as a pipeline where unifilter-hf is not installed.
+    save_scoring_checkpoint(converted.to_model(dtype=dtype), converted.processor, dst)
     write_model_card(converted, dst, source_id=source_id, dtype=dtype)
     for license_file in sorted(converted.folder.glob("LICENSE*")):
         shutil.copyfile(license_file, dst / license_file.name)
