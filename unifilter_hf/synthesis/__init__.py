@@ -12,6 +12,7 @@
 - For the ``UniFilterSynthetic`` builder: :mod:`.dataset_rows` (records of a source), :mod:`.released`
   (the released JSON layout), :mod:`.splits` (train/validation by group), :mod:`.dataset_schema`
   (configs, features, record -> example).
+- :mod:`.shapes_world`: a procedurally generated, learnable four-level caption set (coloured shapes).
 
 Example:
     >>> from unifilter_hf.synthesis import RuleBasedBackend, bundled_items, synthesize
@@ -36,11 +37,13 @@ from .parsing import MalformedReply, parse_levels
 from .prompts import PROMPT_VERSION, build_messages
 from .records import Provenance, SynthRecord, read_records, record_to_sample
 from .runner import SynthReport, synthesize
+from .shapes_world import SHAPES_EDIT_TYPES, shapes_world_dataset, shapes_world_tokenizer
 from .sources import dataset_items, folder_items
 
 __all__ = [
     "LEVEL_NAMES",
     "PROMPT_VERSION",
+    "SHAPES_EDIT_TYPES",
     "GenerationResult",
     "Level",
     "LevelOutput",
@@ -64,5 +67,7 @@ __all__ = [
     "read_records",
     "record_to_sample",
     "requirement",
+    "shapes_world_dataset",
+    "shapes_world_tokenizer",
     "synthesize",
 ]
