@@ -122,6 +122,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     _add_convert(sub)
     register_synth(sub)
+    __import__("unifilter_hf.curation.cli").curation.cli.register(sub)
     return parser
 
 
