@@ -40,6 +40,7 @@ def register(sub) -> None:
     p.add_argument("--max-images", type=int)
     p.add_argument("--window", type=int, help="rows bucketed by length together (default: 8 batches)")
     p.add_argument("--workers", type=int, help="image-decoding processes (default 0: in the main process)")
+    p.add_argument("--threads", type=int, help="torch threads (local process and each Ray actor)")
     p.add_argument("--threshold", type=float)
     p.add_argument("--top-fraction", type=float, help="keep this fraction per kind, exact over the job")
     p.add_argument("--keep-errors", action="store_true", default=None)

@@ -111,6 +111,10 @@ def curate(config: CurateConfig, *, scorer=None) -> dict:
         )
     scored_rows, score_seconds, peak = 0, 0.0, None
     if todo:
+        if config.threads:
+            import torch
+
+            torch.set_num_threads(config.threads)
         total = sum(s.num_rows for s in todo) if all(s.num_rows is not None for s in todo) else None
         if config.engine == "local" and scorer is None:
             scorer = _load_scorer(config, model_name)

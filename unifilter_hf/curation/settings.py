@@ -38,6 +38,7 @@ class CurateConfig:
     device: str | None = None
     window: int | None = None  # rows bucketed together by length; default 8 batches
     workers: int = 0  # image-decoding processes (0: decode in the main process)
+    threads: int | None = None  # torch intra-op threads; CPU sums depend on it, so engines must agree
     threshold: float | None = None
     top_fraction: float | None = None
     keep_errors: bool = False
