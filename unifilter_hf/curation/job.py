@@ -74,6 +74,25 @@ def _load_scorer(config: CurateConfig, model_name: str):
         raise CurationError(f"cannot load model {model_name!r} ({first}); pass --model a folder or Hub id") from None
 
 
+def _check_schema(shards, columns) -> None:
+    """A dataset whose columns match no layout is one job error, not a million row errors."""
+    from ..row_layouts import ColumnMap, SchemaError
+
+    shard = shards[0]
+    if columns or shard.format == "webdataset":  # tar member sets vary row by row: checked per row
+        return
+    first = next((r for r in shard.rows() if "__error__" not in r), None)
+    if first is None:
+        return
+    try:
+        ColumnMap.detect(map(str, first.keys()))
+    except SchemaError:
+        raise CurationError(
+            f"no known layout in the columns {sorted(map(str, first))} of {shard.name}: "
+            "name them with --columns, e.g. --columns image=IMG,text=CAPTION"
+        ) from None
+
+
 def curate(config: CurateConfig, *, scorer=None) -> dict:
     """Run (or resume, or re-select) a curation job; returns the summary also written to summary.json.
 
@@ -90,6 +109,8 @@ def curate(config: CurateConfig, *, scorer=None) -> dict:
                              revision=config.revision)
     except SourceError as err:
         raise CurationError(str(err)) from None
+    if not config.select_only:
+        _check_schema(shards, config.columns)  # before the manifest: a wrong layout leaves nothing behind
     model_name, fingerprint = _model_identity(config, scorer)
     manifest = {
         "manifest_version": MANIFEST_VERSION,
