@@ -238,3 +238,19 @@ def test_decoding_workers_give_identical_sidecars_and_never_import_torch(tmp_pat
         outs.append(out)
     assert sidecar_bytes(outs[0]) == sidecar_bytes(outs[1])
     assert summary["throughput"]["peak_rows_in_flight"] <= 4 * (2 + 2)
+
+
+def test_recipes_load_and_flags_override_them(tmp_path, model_dir):
+    from unifilter_hf.cli import build_parser
+    from unifilter_hf.curation.cli import config_from_args
+
+    repo = Path(__file__).resolve().parents[1]
+    args = build_parser().parse_args(["curate", "--config", str(repo / "recipes/curate-obelics.yaml"),
+                                      "--output", "o", "--batch-size", "2"])
+    config = config_from_args(args)
+    assert (config.source, config.top_fraction, config.batch_size) == ("HuggingFaceM4/OBELICS", 0.035, 2)
+    datacomp = config_from_args(build_parser().parse_args(
+        ["curate", "shards/", "--config", str(repo / "recipes/curate-datacomp.yaml"), "--output", "o"]))
+    assert (datacomp.source, datacomp.top_fraction) == ("shards/", 0.3)
+    hub = config_from_args(build_parser().parse_args(["curate", "org/data", "--config", "en", "--output", "o"]))
+    assert hub.dataset_config == "en"

@@ -1,0 +1,77 @@
+"""Curation throughput with and without image-decoding worker processes, on an image-heavy fixture.
+
+Run: `.venv/bin/python benchmarks/bench_curation_decoding.py [--model PATH_OR_ID] [--rows 96] [--workers 0 1 2]`
+(default: the tiny random model, so it runs offline; its forward pass is cheap, so decoding dominates as it
+does for a real model on a GPU). Writes Parquet shards of full-size JPEG photos (and 3-image documents) to
+a temporary folder, runs the same job once per worker count and prints one table row each.
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+from pathlib import Path
+
+
+def _fixture(folder: Path, rows: int) -> None:
+    import io
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from unifilter_hf.synthesis.bundled import bundled_photo, bundled_photos
+
+    photos = []
+    for entry in bundled_photos()[:8]:
+        img = bundled_photo(entry["name"])
+        buf = io.BytesIO()
+        img.convert("RGB").resize((1024, 768)).save(buf, "JPEG", quality=92)
+        photos.append(buf.getvalue())
+    per_shard = rows // 4
+    for s in range(4):
+        if s % 2 == 0:
+            table = [{"uid": f"c{s}-{i}", "image": {"bytes": photos[(s + i) % len(photos)], "path": None},
+                      "text": "A photograph with a short caption."} for i in range(per_shard)]
+        else:
+            table = [{"uid": f"d{s}-{i}", "texts": ["Intro.", None, "Middle.", None, None],
+                      "images": [None, photos[i % len(photos)], None, photos[(i + 1) % len(photos)],
+                                 photos[(i + 2) % len(photos)]]} for i in range(per_shard)]
+        pq.write_table(pa.Table.from_pylist(table), folder / f"part-{s}.parquet")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", default=None, help="default: a tiny random model saved to a temp folder")
+    parser.add_argument("--rows", type=int, default=96)
+    parser.add_argument("--batch-size", type=int, default=8)
+    parser.add_argument("--workers", type=int, nargs="+", default=[0, 1, 2])
+    args = parser.parse_args()
+
+    from unifilter_hf.curation import CurateConfig, curate
+
+    tmp = Path(tempfile.mkdtemp(prefix="bench-curation-"))
+    model = args.model
+    if model is None:
+        from unifilter_hf.tiny import tiny_model_and_processor
+
+        m, p = tiny_model_and_processor()
+        model = str(tmp / "model")
+        m.save_pretrained(model)
+        p.save_pretrained(model)
+    (tmp / "src").mkdir()
+    _fixture(tmp / "src", args.rows)
+
+    print(f"{'workers':>8} {'rows':>6} {'seconds':>9} {'rows/s':>8} {'peak rows held':>15}")
+    for workers in args.workers:
+        start = time.perf_counter()
+        summary = curate(CurateConfig(source=str(tmp / "src"), output=str(tmp / f"out-{workers}"), model=model,
+                                      batch_size=args.batch_size, workers=workers, threshold=0.0, quiet=True))
+        seconds = time.perf_counter() - start
+        t = summary["throughput"]
+        print(f"{workers:>8} {t['rows_scored_this_run']:>6} {seconds:>9.2f} "
+              f"{t['rows_scored_this_run'] / seconds:>8.2f} {t['peak_rows_in_flight']:>15}")
+
+
+if __name__ == "__main__":
+    main()
