@@ -203,21 +203,34 @@ def test_mixed_kinds_are_ranked_separately(tmp_path, model_dir):
 
 
 def test_streaming_source_is_never_materialised(tmp_path, model_dir):
-    """Rows held at once stay within (workers + 2) windows however long the stream is."""
+    """Rows pulled from the stream and not yet scored stay within one window, however long the stream is."""
+    from unifilter_hf.scoring import QualityScorer
+
+    class CountingScorer(QualityScorer):  # a real scorer that also counts the rows it scored
+        scored = 0
+
+        def score_samples(self, samples):
+            records = super().score_samples(samples)
+            self.scored += len(samples)
+            return records
+
+    scorer = CountingScorer.from_pretrained(str(model_dir), batch_size=2, device="cpu")
     pics = [png_bytes(n, 24) for n in PHOTO_NAMES]
+    ahead = []
 
     def rows():
         for i in range(96):
+            ahead.append(i - scorer.scored)  # rows already read but not scored when row i is pulled
             yield {"id": f"r{i}", "image": {"bytes": pics[i % 6], "path": None}, "text": TEXTS[i % 6]}
 
     features = datasets.Features({"id": datasets.Value("string"), "image": datasets.Image(),
                                   "text": datasets.Value("string")})
     stream = datasets.IterableDataset.from_generator(rows, features=features)
-    out = tmp_path / "out"
-    summary = curate(CurateConfig(source=stream, output=str(out), model=str(model_dir), batch_size=2, window=4,
-                                  quiet=True))
-    assert summary["total"]["in"] == 96
-    assert summary["throughput"]["peak_rows_in_flight"] <= 4  # no workers: one window at a time
+    summary = curate(CurateConfig(source=stream, output=str(tmp_path / "out"), window=4, quiet=True),
+                     scorer=scorer)
+    assert summary["total"]["in"] == 96 and scorer.scored == 96
+    assert max(ahead) <= 4  # one window (no workers): nothing like the 96-row source is ever held
+    assert summary["throughput"]["peak_rows_in_flight"] <= 4
 
 
 def test_decoding_workers_give_identical_sidecars_and_never_import_torch(tmp_path, model_dir):
