@@ -45,6 +45,7 @@ def main() -> None:
     parser.add_argument("--model", default=None, help="default: a tiny random model saved to a temp folder")
     parser.add_argument("--rows", type=int, default=96)
     parser.add_argument("--batch-size", type=int, default=8)
+    parser.add_argument("--window", type=int, default=16, help="rows per window (several windows per shard)")
     parser.add_argument("--workers", type=int, nargs="+", default=[0, 1, 2])
     args = parser.parse_args()
 
@@ -63,10 +64,12 @@ def main() -> None:
     _fixture(tmp / "src", args.rows)
 
     print(f"{'workers':>8} {'rows':>6} {'seconds':>9} {'rows/s':>8} {'peak rows held':>15}")
-    for workers in args.workers:
+    for run, workers in enumerate(args.workers):
         start = time.perf_counter()
-        summary = curate(CurateConfig(source=str(tmp / "src"), output=str(tmp / f"out-{workers}"), model=model,
-                                      batch_size=args.batch_size, workers=workers, threshold=0.0, quiet=True))
+        config = CurateConfig(source=str(tmp / "src"), output=str(tmp / f"out-{run}-{workers}"), model=model,
+                              batch_size=args.batch_size, window=args.window, workers=workers, threshold=0.0,
+                              quiet=True)
+        summary = curate(config)
         seconds = time.perf_counter() - start
         t = summary["throughput"]
         print(f"{workers:>8} {t['rows_scored_this_run']:>6} {seconds:>9.2f} "

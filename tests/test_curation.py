@@ -267,3 +267,17 @@ def test_recipes_load_and_flags_override_them(tmp_path, model_dir):
     assert (datacomp.source, datacomp.top_fraction) == ("shards/", 0.3)
     hub = config_from_args(build_parser().parse_args(["curate", "org/data", "--config", "en", "--output", "o"]))
     assert hub.dataset_config == "en"
+
+
+def test_engine_scores_equal_the_scorer_on_full_size_photos(tmp_path, model_dir):
+    """Workers resize images before shipping them; the scores stay exactly those of QualityScorer.score_rows."""
+    from unifilter_hf.scoring import QualityScorer
+
+    rows = [{"id": f"r{i}", "image": {"bytes": png_bytes(n, 200), "path": None}, "text": TEXTS[i]}
+            for i, n in enumerate(PHOTO_NAMES)]
+    pq.write_table(pa.Table.from_pylist(rows), tmp_path / "big.parquet")
+    out = tmp_path / "out"
+    curate(CurateConfig(source=str(tmp_path / "big.parquet"), output=str(out), model=str(model_dir),
+                        batch_size=1, workers=1, quiet=True))
+    expected = QualityScorer.from_pretrained(str(model_dir), batch_size=1, device="cpu").score_rows(rows)
+    assert [r["score"] for r in read_folder(out / "scores")] == [r.score for r in expected]

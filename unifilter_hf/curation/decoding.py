@@ -38,18 +38,47 @@ _STUB = (
 
 
 def decode_window(
-    rows: Sequence[Mapping], columns: Mapping[str, str] | None, row_options: Mapping[str, Any]
+    rows: Sequence[Mapping],
+    columns: Mapping[str, str] | None,
+    row_options: Mapping[str, Any],
+    shrink: tuple[int, int, int] | None = None,
+    pack: bool = False,
 ) -> list[tuple[Any, str | None]]:
-    """``(sample, None)`` or ``(None, reason)`` per row, in order."""
+    """``(sample, None)`` or ``(None, reason)`` per row, in order.
+
+    ``shrink=(width, height, resample)`` resizes each image exactly as the processor will (see
+    :func:`~unifilter_hf.curation.engine_local.shrink_spec`, checked against the processor once per job), so
+    a worker ships model-sized pixels instead of full photos. ``pack`` sends images as numpy arrays (pickled
+    with a plain copy, several times faster than PIL's own pickling); :func:`unpack` restores them.
+    """
     from ..row_layouts import try_to_sample
 
     out = []
     for row in rows:
         if ERROR_FIELD in row:
             out.append((None, row[ERROR_FIELD]))
-        else:
-            out.append(try_to_sample(row, columns, **row_options))
+            continue
+        sample, reason = try_to_sample(row, columns, **row_options)
+        if sample is not None and shrink is not None:
+            size = shrink[:2]
+            sample.images = [im if im is None or im.size == size else im.resize(size, resample=shrink[2])
+                             for im in sample.images]
+        if sample is not None and pack:
+            import numpy as np
+
+            sample.images = [None if im is None else np.asarray(im) for im in sample.images]
+        out.append((sample, reason))
     return out
+
+
+def unpack(decoded: list[tuple[Any, str | None]]) -> list[tuple[Any, str | None]]:
+    """Turn the numpy images of :func:`decode_window` (``pack=True``) back into PIL images."""
+    from PIL import Image
+
+    for sample, _ in decoded:
+        if sample is not None:
+            sample.images = [None if a is None else Image.fromarray(a) for a in sample.images]
+    return decoded
 
 
 def torch_loaded() -> bool:

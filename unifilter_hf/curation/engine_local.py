@@ -2,7 +2,7 @@
 
 Rows are read in windows of ``window`` rows (a multiple of the batch size). Each window is turned into
 samples by :func:`~unifilter_hf.curation.decoding.decode_window`, in worker processes when a pool is given
-(the next windows decode while the model scores the current one), then scored by
+(split over the workers; the next windows decode while the model scores the current one), then scored by
 :meth:`QualityScorer.score_samples`, which sorts the whole window by length into micro-batches: bucketing
 spans the window, not one batch. At most ``(workers + 2) * window`` rows are held at once, whatever the
 source size; :class:`InFlight` measures it.
@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from ..dataset_io import Shard, document_view
 from ..row_layouts import ColumnMap, SchemaError
 from ..scoring import ScoreRecord
-from .decoding import ERROR_FIELD, decode_window
+from .decoding import ERROR_FIELD, decode_window, unpack
 from .manifest import Layout
 from .sidecars import row_key, sidecar_table, write_sidecar
 
@@ -64,6 +64,37 @@ def row_kind(row: Mapping, columns: ColumnMap | None) -> str:
     return "caption" if schema == "caption" else "document"
 
 
+def shrink_spec(processor) -> tuple[int, int, int] | None:
+    """``(width, height, resample)`` when images may be resized before the processor, identically; else None.
+
+    The processor resizes every image to a fixed size with PIL; resizing it first with the same call gives the
+    same pixels (PIL returns a copy for a same-size resize). The shortcut is checked once, on a synthetic
+    photo, against the processor itself, and is not taken when it differs (padding to square, another
+    resize rule, a future processor change), so it can never change a score.
+    """
+    import torch
+    from PIL import Image
+
+    image_processor = getattr(processor, "image_processor", None)
+    size = getattr(image_processor, "size", None)
+    height, width = getattr(size, "height", None), getattr(size, "width", None)
+    if isinstance(size, Mapping):
+        height, width = size.get("height"), size.get("width")
+    resample = getattr(image_processor, "resample", None)
+    if getattr(processor, "pad_to_square", False) or not height or not width or resample is None:
+        return None
+    spec = (int(width), int(height), int(resample))
+    generator = torch.Generator().manual_seed(0)
+    pixels = torch.randint(0, 256, (61, 97, 3), generator=generator, dtype=torch.uint8).numpy()
+    photo = Image.fromarray(pixels, "RGB")
+    try:
+        full = processor._pixel_values([photo])
+        shrunk = processor._pixel_values([photo.resize(spec[:2], resample=spec[2])])
+    except Exception:  # noqa: BLE001 - any surprise means: no shortcut
+        return None
+    return spec if torch.equal(full, shrunk) else None
+
+
 def _windows(rows: Iterator[dict], size: int) -> Iterator[list[dict]]:
     window: list[dict] = []
     for row in rows:
@@ -84,6 +115,7 @@ def score_shard(
     window: int,
     pool=None,
     workers: int = 0,
+    shrink: tuple[int, int, int] | None | str = "auto",
     progress=None,
     in_flight: InFlight | None = None,
 ) -> ShardResult:
@@ -91,6 +123,7 @@ def score_shard(
     start = time.perf_counter()
     column_map = ColumnMap.coerce(columns) if columns else None
     row_options = dict(getattr(scorer, "row_options", {}))
+    shrink = shrink_spec(scorer.processor) if shrink == "auto" else shrink
     in_flight = in_flight or InFlight()
     indices: list[int] = []
     keys: list[str] = []
@@ -101,7 +134,10 @@ def score_shard(
 
     def finish() -> None:
         views, job = pending.popleft()
-        decoded = job.get() if job is not None else decode_window(views, columns, row_options)
+        if job:
+            decoded = unpack([d for part in job for d in part.get()])
+        else:
+            decoded = decode_window(views, columns, row_options, shrink)
         good = [(i, sample) for i, (sample, _) in enumerate(decoded) if sample is not None]
         scored = dict(zip([i for i, _ in good], scorer.score_samples([s for _, s in good])))
         records.extend(scored.get(i) or ScoreRecord.failed(reason) for i, (_, reason) in enumerate(decoded))
@@ -118,7 +154,11 @@ def score_shard(
             keys.append(row_key(row, shard.name, position))
             kinds.append(row_kind(row, column_map))
             position += 1
-        job = pool.apply_async(decode_window, (views, columns, row_options)) if pool is not None else None
+        job = None
+        if pool is not None:  # split the window over the workers: one window decodes in parallel
+            step = -(-len(views) // workers)
+            job = [pool.apply_async(decode_window, (views[i : i + step], columns, row_options, shrink, True))
+                   for i in range(0, len(views), step)]
         pending.append((views, job))
         while len(pending) > ahead:
             finish()
@@ -134,12 +174,13 @@ def run_local(scorer, shards: list[Shard], layout: Layout, *, columns, window: i
 
     pool = decoding_pool(workers)
     in_flight = InFlight()
+    shrink = shrink_spec(scorer.processor)
     results = []
     try:
         for shard in shards:
             results.append(
                 score_shard(scorer, shard, layout, columns=columns, window=window, pool=pool, workers=workers,
-                            progress=progress, in_flight=in_flight)
+                            shrink=shrink, progress=progress, in_flight=in_flight)
             )
     finally:
         if pool is not None:
