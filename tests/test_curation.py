@@ -271,6 +271,7 @@ def test_recipes_load_and_flags_override_them(tmp_path, model_dir):
 
 def test_engine_scores_equal_the_scorer_on_full_size_photos(tmp_path, model_dir):
     """Workers resize images before shipping them; the scores stay exactly those of QualityScorer.score_rows."""
+    from unifilter_hf.curation.engine_local import shrink_spec
     from unifilter_hf.scoring import QualityScorer
 
     rows = [{"id": f"r{i}", "image": {"bytes": png_bytes(n, 200), "path": None}, "text": TEXTS[i]}
@@ -279,5 +280,7 @@ def test_engine_scores_equal_the_scorer_on_full_size_photos(tmp_path, model_dir)
     out = tmp_path / "out"
     curate(CurateConfig(source=str(tmp_path / "big.parquet"), output=str(out), model=str(model_dir),
                         batch_size=1, workers=1, quiet=True))
-    expected = QualityScorer.from_pretrained(str(model_dir), batch_size=1, device="cpu").score_rows(rows)
+    scorer = QualityScorer.from_pretrained(str(model_dir), batch_size=1, device="cpu")
+    assert shrink_spec(scorer.processor) == (84, 84, 3)  # the shortcut is really taken (bicubic to 84 px)
+    expected = scorer.score_rows(rows)
     assert [r["score"] for r in read_folder(out / "scores")] == [r.score for r in expected]
