@@ -147,10 +147,12 @@ def build_parser() -> argparse.ArgumentParser:
     score.add_argument("--revision", default=None, help="Hub dataset revision")
     score.set_defaults(func=_score)
 
+    from .curation.cli import register as register_curate
     from .synthesis.cli import register as register_synth
 
     _add_convert(sub)
     register_synth(sub)
+    register_curate(sub)
     for command in sub.choices.values():
         command.add_argument("--debug", action="store_true", help="show the traceback of an error")
     return parser

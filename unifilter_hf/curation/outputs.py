@@ -1,0 +1,95 @@
+"""Write one shard's curated rows (source columns + ``unifilter_*`` score columns) and its rejected keys.
+
+The source shard is streamed a second time and zipped with its sidecar (same order, same count), so the
+curated file keeps every source column and type (``datasets`` Image columns stay Image features) without
+holding the shard in memory. The rejected file is the exclusion side-output: ``key``, ``index``, ``kind``,
+``score`` and ``reason``. The rejected file is written first and the curated file last: a curated file that
+exists marks the shard as done for the current selection.
+
+Example:
+    >>> import pyarrow as pa
+    >>> score_fields(pa.schema([("index", pa.int64()), ("key", pa.string()), ("kind", pa.string()),
+    ...                         ("score", pa.float64())])).names
+    ['unifilter_score']
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Mapping
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from ..dataset_io import Shard
+from .manifest import Layout, commit, temporary_path
+from .selection import decide
+from .settings import CurationError
+
+PREFIX = "unifilter_"
+_CHUNK = 256
+_REJECTED_SCHEMA = pa.schema(
+    [("key", pa.string()), ("index", pa.int64()), ("kind", pa.string()), ("score", pa.float64()),
+     ("reason", pa.string())]
+)
+
+
+def score_fields(sidecar_schema: pa.Schema) -> pa.Schema:
+    """The record columns of a sidecar, renamed ``unifilter_<field>`` for the curated data."""
+    skip = {"index", "key", "kind"}
+    return pa.schema([pa.field(PREFIX + f.name, f.type) for f in sidecar_schema if f.name not in skip])
+
+
+def _curated_schema(source: pa.Schema, sidecar: pa.Schema) -> pa.Schema:
+    import datasets
+
+    added = score_fields(sidecar)
+    base = pa.schema([f for f in source if f.name not in added.names], metadata=source.metadata)
+    features = datasets.Features.from_arrow_schema(base)
+    for f in added:
+        features[f.name] = datasets.Features.from_arrow_schema(pa.schema([f]))[f.name]
+    return features.arrow_schema
+
+
+def write_shard_outputs(layout: Layout, shard: Shard, plan: Mapping) -> None:
+    """Write ``rejected/<shard>.parquet`` then ``curated/<shard>.parquet``, both atomically."""
+    sidecar = pq.read_table(layout.sidecar(shard.name))
+    scores = sidecar.to_pylist()
+    schema = _curated_schema(shard.schema(), sidecar.schema)
+    record_names = [f.name[len(PREFIX):] for f in score_fields(sidecar.schema)]
+    rejected = []
+    final = layout.curated_file(shard.name)
+    tmp = temporary_path(final)
+    writer = pq.ParquetWriter(tmp, schema, compression="zstd")
+    try:
+        chunk: list[dict] = []
+        count = 0
+        for row, score in itertools.zip_longest(shard.rows(), scores):
+            if row is None or score is None:
+                count = -1  # the source and its scores differ in length
+                break
+            count += 1
+            keep, reason = decide(plan, shard.name, score)
+            if not keep:
+                rejected.append({"key": score["key"], "index": score["index"], "kind": score["kind"],
+                                 "score": score["score"], "reason": reason})
+                continue
+            chunk.append({**row, **{PREFIX + name: score[name] for name in record_names}})
+            if len(chunk) == _CHUNK:
+                writer.write_table(pa.Table.from_pylist(chunk, schema=schema))
+                chunk = []
+        if chunk:
+            writer.write_table(pa.Table.from_pylist(chunk, schema=schema))
+    finally:
+        writer.close()
+    if count != len(scores):
+        tmp.unlink(missing_ok=True)
+        raise CurationError(
+            f"shard {shard.name} no longer matches its {len(scores)} scored rows: the source changed; "
+            "use another --output or --overwrite to score it again"
+        )
+    reject_final = layout.rejected_file(shard.name)
+    reject_tmp = temporary_path(reject_final)
+    pq.write_table(pa.Table.from_pylist(rejected, schema=_REJECTED_SCHEMA), reject_tmp, compression="zstd")
+    commit(reject_tmp, reject_final)
+    commit(tmp, final)

@@ -1,0 +1,93 @@
+"""Job progress (one bar for the whole job: rows/s and ETA) and the end-of-job summary.
+
+Example:
+    >>> import pyarrow as pa
+    >>> t = pa.table({"index": [0, 1], "key": ["a", "b"], "kind": ["caption", "caption"],
+    ...               "score": [2.5, float("nan")], "error": [None, "image 3: truncated file"]})
+    >>> s = summarize({"s": t}, {"threshold": 2.0, "settings": {"keep_errors": False}})
+    >>> s["counts"]["caption"], s["errors_by_reason"]
+    ({'in': 2, 'kept': 1, 'rejected': 1, 'errors': 1}, {'image N: truncated file': 1})
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections import Counter
+from collections.abc import Mapping
+
+import pyarrow as pa
+
+from .selection import decide
+
+QUANTILES = (0.0, 0.1, 0.25, 0.5, 0.75, 0.9, 1.0)
+
+
+class Progress:
+    """A tqdm bar over rows (total when the source knows its size); silent when ``quiet``."""
+
+    def __init__(self, total: int | None, *, quiet: bool, desc: str = "scoring"):
+        self.bar = None
+        if not quiet:
+            from tqdm.auto import tqdm
+
+            self.bar = tqdm(total=total, desc=desc, unit="row", dynamic_ncols=True)
+
+    def update(self, n: int) -> None:
+        if self.bar is not None:
+            self.bar.update(n)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+def _quantiles(values: list[float]) -> dict[str, float] | None:
+    if not values:
+        return None
+    values = sorted(values)
+    out = {}
+    for q in QUANTILES:  # linear interpolation, as numpy's default
+        pos = q * (len(values) - 1)
+        lo, hi = math.floor(pos), math.ceil(pos)
+        out[f"q{int(q * 100):02d}"] = values[lo] + (values[hi] - values[lo]) * (pos - lo)
+    return out
+
+
+def summarize(tables: Mapping[str, pa.Table], plan: Mapping) -> dict:
+    """Counts in / kept / rejected / errors by kind, errors by reason (digits as N), score quantiles."""
+    counts: dict[str, Counter] = {}
+    reasons: Counter = Counter()
+    scores: dict[str, list[float]] = {}
+    for shard, table in tables.items():
+        for row in table.select(["index", "key", "kind", "score", "error"]).to_pylist():
+            c = counts.setdefault(row["kind"], Counter({"in": 0, "kept": 0, "rejected": 0, "errors": 0}))
+            c["in"] += 1
+            keep, _ = decide(plan, shard, row)
+            c["kept" if keep else "rejected"] += 1
+            if row["error"] is not None:
+                c["errors"] += 1
+                reasons[re.sub(r"\d+", "N", row["error"])] += 1
+            else:
+                scores.setdefault(row["kind"], []).append(row["score"])
+    total = Counter()
+    for c in counts.values():
+        total.update(c)
+    return {
+        "counts": {kind: dict(c) for kind, c in sorted(counts.items())},
+        "total": {k: total.get(k, 0) for k in ("in", "kept", "rejected", "errors")},
+        "errors_by_reason": dict(reasons.most_common()),
+        "score_quantiles": {kind: _quantiles(v) for kind, v in sorted(scores.items())},
+    }
+
+
+def format_table(summary: Mapping) -> str:
+    """A plain-text table of the counts and median scores per kind."""
+    lines = [f"{'kind':<10}{'in':>9}{'kept':>9}{'rejected':>10}{'errors':>8}{'median':>9}"]
+    for kind, c in summary["counts"].items():
+        q = (summary["score_quantiles"].get(kind) or {}).get("q50")
+        median = f"{q:9.3f}" if q is not None else f"{'-':>9}"
+        lines.append(f"{kind:<10}{c['in']:>9}{c['kept']:>9}{c['rejected']:>10}{c['errors']:>8}{median}")
+    t = summary["total"]
+    lines.append(f"{'total':<10}{t['in']:>9}{t['kept']:>9}{t['rejected']:>10}{t['errors']:>8}")
+    return "\n".join(lines)
