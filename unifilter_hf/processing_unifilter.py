@@ -147,7 +147,11 @@ class UniFilterProcessor(ProcessorMixin):
             out.extend(block if tok == _IMAGE_SLOT else [tok])
         return out, ids.count(_IMAGE_SLOT)
 
-    def _pixel_values(self, images: list[Image.Image]) -> torch.Tensor:
+    def pixel_values(self, images: list[Image.Image]) -> torch.Tensor:
+        """The image step alone: images -> `(images, 3, H, W)` model pixels (RGB, optional square pad, SigLIP).
+
+        Public so that decoding workers (the curation engine) can check their own resizing against it.
+        """
         prepared = []
         for image in images:
             image = to_rgb(image)  # the same conversion as every other input path (alpha on white, 16-bit scaled)
@@ -205,7 +209,7 @@ class UniFilterProcessor(ProcessorMixin):
         if return_image_counts:
             data["num_images"] = torch.tensor(counts, dtype=torch.long)
         if all_images:
-            data["pixel_values"] = self._pixel_values(all_images)
+            data["pixel_values"] = self.pixel_values(all_images)
         return BatchFeature(data)
 
 

@@ -88,8 +88,8 @@ def shrink_spec(processor) -> tuple[int, int, int] | None:
     pixels = torch.randint(0, 256, (61, 97, 3), generator=generator, dtype=torch.uint8).numpy()
     photo = Image.fromarray(pixels, "RGB")
     try:
-        full = processor._pixel_values([photo])
-        shrunk = processor._pixel_values([photo.resize(spec[:2], resample=spec[2])])
+        full = processor.pixel_values([photo])
+        shrunk = processor.pixel_values([photo.resize(spec[:2], resample=spec[2])])
     except Exception:  # noqa: BLE001 - any surprise means: no shortcut
         return None
     return spec if torch.equal(full, shrunk) else None
