@@ -31,7 +31,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
-NUM_LEVELS = 4
+from .quality_metrics import NUM_LEVELS, scores_and_levels
+
 METHOD = "ordinal_logistic"
 _L2 = 1e-4  # keeps the fit finite when validation levels are perfectly separable
 
@@ -90,12 +91,7 @@ def fit_calibration(scores: Sequence[float] | np.ndarray, labels: Sequence[int] 
         >>> cal["thresholds"] == sorted(cal["thresholds"])
         True
     """
-    scores = np.asarray(scores, dtype=np.float64).reshape(-1)
-    labels = np.asarray(labels).reshape(-1).astype(np.int64)
-    if len(scores) != len(labels):
-        raise ValueError(f"{len(scores)} scores for {len(labels)} labels")
-    if ((labels < 0) | (labels >= NUM_LEVELS)).any():
-        raise ValueError(f"labels must be levels 0..{NUM_LEVELS - 1}")
+    scores, labels = scores_and_levels(scores, labels)
     keep = np.isfinite(scores)
     s, y = scores[keep], labels[keep]
     if len(s) == 0:

@@ -46,12 +46,13 @@ def _positive_int(text: str) -> int:
     return value
 
 
-def _column_map(text: str) -> dict[str, str]:
-    """`image=URL,text=TEXT` -> {"image": "URL", "text": "TEXT"}."""
-    pairs = [part.split("=", 1) for part in text.split(",") if part]
-    if not pairs or any(len(p) != 2 or not p[0] or not p[1] for p in pairs):
-        raise argparse.ArgumentTypeError(f"expected ROLE=COLUMN pairs such as image=URL,text=TEXT, got {text!r}")
-    return dict(pairs)
+def _column_map(text: str):
+    from .row_layouts import ColumnMap
+
+    try:
+        return ColumnMap.parse(text)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
 
 
 def _add_convert(subparsers: argparse._SubParsersAction) -> None:

@@ -65,6 +65,11 @@ class UniFilterConfig(PreTrainedConfig):
     tie_word_embeddings: bool = False
 
     def __post_init__(self, **kwargs):
+        # A checkpoint saved with its pipeline code names it in `custom_pipelines`, and transformers then
+        # insists on trust_remote_code even where that task is already registered by the installed package.
+        # Where it is registered the entry is not needed, so it is dropped; as remote code it stays.
+        if "custom_pipelines" in kwargs and _task_registered_locally(kwargs["custom_pipelines"]):
+            kwargs.pop("custom_pipelines")
         # A bare config gets the regression head of the official release, not transformers' 2-label default.
         if self.id2label is None and kwargs.get("num_labels") is None:
             kwargs["num_labels"] = 1
@@ -96,6 +101,13 @@ class UniFilterConfig(PreTrainedConfig):
     def is_regression(self) -> bool:
         """True for the official single-output head that regresses the 0..3 level."""
         return self.num_labels == 1
+
+
+def _task_registered_locally(custom_pipelines: dict) -> bool:
+    from transformers.pipelines import PIPELINE_REGISTRY
+
+    tasks = PIPELINE_REGISTRY.get_supported_tasks()
+    return bool(custom_pipelines) and all(task in tasks for task in custom_pipelines)
 
 
 __all__ = ["UniFilterConfig", "LEVEL_NAMES"]

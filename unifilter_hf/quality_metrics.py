@@ -151,6 +151,22 @@ def _metrics(scores: np.ndarray, labels: np.ndarray, group_ids: np.ndarray | Non
     return out
 
 
+def scores_and_levels(scores, labels) -> tuple[np.ndarray, np.ndarray]:
+    """`scores` as float64 and `labels` as int64 vectors of one length, labels within the four levels.
+
+    Example:
+        >>> scores_and_levels([0.5, 2.5], [0, 3])[1].tolist()
+        [0, 3]
+    """
+    scores = np.asarray(scores, dtype=np.float64).reshape(-1)
+    labels = np.asarray(labels).reshape(-1).astype(np.int64)
+    if len(scores) != len(labels):
+        raise ValueError(f"{len(scores)} scores for {len(labels)} labels")
+    if ((labels < 0) | (labels >= NUM_LEVELS)).any():
+        raise ValueError(f"labels must be levels 0..{NUM_LEVELS - 1}")
+    return scores, labels
+
+
 def compute_quality_metrics(
     scores: Sequence[float] | np.ndarray,
     labels: Sequence[int] | np.ndarray,
@@ -171,12 +187,7 @@ def compute_quality_metrics(
         >>> m["confusion_matrix"][2], m["per_kind"]["document"]["accuracy"]
         ([0, 1, 0, 0], 0.0)
     """
-    scores = np.asarray(scores, dtype=np.float64).reshape(-1)
-    labels = np.asarray(labels).reshape(-1).astype(np.int64)
-    if len(scores) != len(labels):
-        raise ValueError(f"{len(scores)} scores for {len(labels)} labels")
-    if ((labels < 0) | (labels >= NUM_LEVELS)).any():
-        raise ValueError(f"labels must be levels 0..{NUM_LEVELS - 1}")
+    scores, labels = scores_and_levels(scores, labels)
     for name, column in (("kinds", kinds), ("group_ids", group_ids)):
         if column is not None and len(column) != len(labels):
             raise ValueError(f"{len(column)} {name} for {len(labels)} labels")

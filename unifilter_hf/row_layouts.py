@@ -145,6 +145,19 @@ class ColumnMap:
         )
 
     @classmethod
+    def parse(cls, text: str) -> ColumnMap:
+        """Read the command-line form ``ROLE=COLUMN,ROLE=COLUMN``.
+
+        Example:
+            >>> ColumnMap.parse("image=URL,text=TEXT").columns
+            ['URL', 'TEXT']
+        """
+        pairs = [part.split("=", 1) for part in text.split(",") if part.strip()]
+        if not pairs or any(len(p) != 2 or not p[0].strip() or not p[1].strip() for p in pairs):
+            raise ValueError(f"expected ROLE=COLUMN pairs such as image=URL,text=TEXT, got {text!r}")
+        return cls.coerce({role.strip(): column.strip() for role, column in pairs})
+
+    @classmethod
     def coerce(cls, columns: ColumnMap | Mapping[str, str]) -> ColumnMap:
         """Accept a ``ColumnMap`` or a plain dict such as ``{"image": "jpg", "text": "txt"}``."""
         if isinstance(columns, ColumnMap):

@@ -17,11 +17,13 @@ _RECIPE_SUFFIXES = (".yaml", ".yml")
 
 
 def _columns(text: str) -> dict[str, str]:
-    """``"image=jpg,text=txt"`` -> ``{"image": "jpg", "text": "txt"}``."""
-    pairs = [p.split("=", 1) for p in text.split(",") if p.strip()]
-    if not pairs or any(len(p) != 2 for p in pairs):
-        raise argparse.ArgumentTypeError("use ROLE=COLUMN pairs, e.g. image=jpg,text=txt")
-    return {k.strip(): v.strip() for k, v in pairs}
+    """``"image=jpg,text=txt"`` -> ``{"image": "jpg", "text": "txt"}`` (a plain dict: it goes into the manifest)."""
+    from ..row_layouts import ColumnMap
+
+    try:
+        return {role: column for role, column in vars(ColumnMap.parse(text)).items() if column}
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
 
 
 def register(sub) -> None:

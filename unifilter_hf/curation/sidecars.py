@@ -9,7 +9,7 @@ Example:
     >>> from unifilter_hf.scoring import ScoreRecord
     >>> table = sidecar_table("s0", [0], ["s0:0"], ["caption"], [ScoreRecord(score=1.5, level=2)])
     >>> table.column_names
-    ['index', 'key', 'kind', 'score', 'level', 'probs', 'error']
+    ['index', 'key', 'kind', 'score', 'level', 'probs', 'error', 'images_dropped', 'images_cut']
 """
 
 from __future__ import annotations
