@@ -104,3 +104,28 @@ def test_bad_inputs_are_rejected():
         calibrated_probs([1.0], {"method": "ordinal_logistic", "slope": -1.0, "thresholds": [0, 1, 2]})
     with pytest.raises(ValueError):
         calibrated_probs([1.0], {"method": "isotonic"})
+
+
+def test_a_calibrated_regression_checkpoint_reports_probs_in_the_pipeline_and_map(tmp_path):
+    import datasets
+    from transformers import pipeline
+
+    from tests.badrows import image_dict, jpeg
+    from tests.kit import tiny_model_and_processor
+    from unifilter_hf.filtering import unifilter_score
+
+    model, processor = tiny_model_and_processor(seed=4)
+    rows = [{"image": image_dict(jpeg(n)), "text": f"A photo of a {n}."} for n in ("coffee", "rocket", "flower")]
+    plain = pipeline("multimodal-quality-scoring", model=model, processor=processor, device="cpu")(rows)
+    assert all(r["probs"] is None for r in plain)  # an uncalibrated regression head has no probabilities
+    scores = [r["score"] for r in plain]
+    model.config.calibration = fit_calibration([s + d for s in scores for d in (-1, 0, 1, 2)],
+                                               [0, 1, 2, 3] * len(scores))
+    model.save_pretrained(tmp_path)
+    processor.save_pretrained(tmp_path)
+    calibrated = pipeline("multimodal-quality-scoring", model=str(tmp_path), device="cpu")(rows)
+    expected = calibrated_probs(scores, model.config.calibration)
+    for result, probs in zip(calibrated, expected):
+        assert sum(result["probs"]) == pytest.approx(1.0) and result["probs"] == pytest.approx(probs.tolist())
+    mapped = datasets.Dataset.from_list(rows).map(unifilter_score(model=str(tmp_path)), batched=True)
+    assert np.allclose(np.array(mapped["unifilter_probs"]), expected, atol=1e-6)

@@ -284,9 +284,10 @@ class UniFilterScore(_UniFilterCallable):
             "unifilter_images_cut": [r.images_cut for r in records],
             "unifilter_fingerprint": [fingerprint] * len(records),
         }
-        num_labels = self.scorer.model.config.num_labels
-        if num_labels > 1:
-            columns["unifilter_probs"] = [r.probs or [math.nan] * num_labels for r in records]
+        config = self.scorer.model.config
+        if config.num_labels > 1 or getattr(config, "calibration", None):  # per-level probabilities
+            levels = max(config.num_labels, 4)
+            columns["unifilter_probs"] = [r.probs or [math.nan] * levels for r in records]
         return columns if batched else {k: v[0] for k, v in columns.items()}
 
 

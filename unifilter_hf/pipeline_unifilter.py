@@ -90,7 +90,8 @@ class MultimodalQualityScoringPipeline(Pipeline):
         if error is not None:
             record = ScoreRecord.failed(error)
         else:
-            record = records_from_logits(model_outputs["logits"], model_outputs["scores"])[0]
+            calibration = getattr(self.model.config, "calibration", None)
+            record = records_from_logits(model_outputs["logits"], model_outputs["scores"], calibration)[0]
             record.images_dropped, record.images_cut = (int(v) for v in model_outputs["image_counts"].view(-1))
         result = record.to_dict()
         if threshold is not None:

@@ -101,15 +101,24 @@ class ScoreRecord:
         return cls(score=math.nan, error=reason)
 
 
-def records_from_logits(logits: torch.Tensor, scores: torch.Tensor) -> list[ScoreRecord]:
+def records_from_logits(
+    logits: torch.Tensor, scores: torch.Tensor, calibration: dict | None = None
+) -> list[ScoreRecord]:
     """Records for a batch of model outputs.
 
-    Regression heads: `level = round(clamp(score, 0, 3))`, the official validation reading.
+    Regression heads: `level = round(clamp(score, 0, 3))`, the official validation reading; with a
+    `calibration` map (stored in a trained checkpoint's config) `probs` are its per-level probabilities.
     Classification heads: `level` is the argmax level and `probs` the per-level probabilities.
     """
     logits, scores = logits.float().cpu(), scores.float().cpu()
     if logits.shape[-1] == 1:
-        return [ScoreRecord(score=s, level=int(round(min(max(s, 0.0), 3.0)))) for s in scores.tolist()]
+        values = scores.tolist()
+        probs = [None] * len(values)
+        if calibration:
+            from .calibration import calibrated_probs
+
+            probs = calibrated_probs(values, calibration).tolist()
+        return [ScoreRecord(score=s, level=int(round(min(max(s, 0.0), 3.0))), probs=p) for s, p in zip(values, probs)]
     probs = logits.softmax(-1)
     return [
         ScoreRecord(score=s, level=int(p.argmax()), probs=p.tolist()) for s, p in zip(scores.tolist(), probs)
@@ -241,7 +250,7 @@ class QualityScorer:
             inputs = self.processor(samples, return_image_counts=True)
             kept = inputs.pop("num_images").tolist()
             out = self.model(**inputs.to(self.device))
-            records = records_from_logits(out.logits, out.scores)
+            records = records_from_logits(out.logits, out.scores, getattr(self.model.config, "calibration", None))
         except torch.OutOfMemoryError:
             raise  # a resource problem, not a bad row: let the job lower its batch size
         except Exception as err:  # noqa: BLE001 - one bad row must not fail the others
