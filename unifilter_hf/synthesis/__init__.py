@@ -15,8 +15,9 @@
 - :mod:`.shapes_world`: a procedurally generated, learnable four-level caption set (coloured shapes).
 
 Example:
+    >>> import tempfile
     >>> from unifilter_hf.synthesis import RuleBasedBackend, bundled_items, synthesize
-    >>> report = synthesize(bundled_items("both"), RuleBasedBackend(seed=0), "out/synth")
+    >>> report = synthesize(bundled_items("both"), RuleBasedBackend(seed=0), tempfile.mkdtemp())
     >>> report.failed
     0
 """
