@@ -8,7 +8,7 @@ on-disk :class:`~.cache.ReplyCache`, so a rerun does not re-request them.
 
 Example:
     >>> backend = OpenAIChatBackend("http://127.0.0.1:8000/v1", "Qwen/Qwen2.5-VL-7B-Instruct",
-    ...                             cache_dir="out/.cache", concurrency=8)
+    ...                             cache_dir="out/.cache", concurrency=8)  # doctest: +SKIP
     >>> # results = backend.generate(items)
 """
 
