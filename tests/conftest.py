@@ -36,13 +36,13 @@ def model_dir(tmp_path_factory):
     texts = ["A cup of coffee.", "A cat.", "A rocket on a pad.", "A temple roof.", "A flower.", "Astronaut."]
     names = ["coffee", "chelsea", "rocket", "china", "flower", "astronaut"]
     pooled = []
-    hook = model.score_head.register_forward_hook(lambda mod, args, out: pooled.append(args[0]))
+    hook = model.score.register_forward_hook(lambda mod, args, out: pooled.append(args[0]))
     with torch.no_grad():
         model(**proc([Sample.caption(photo(n), t) for n, t in zip(names, texts)]))
     hook.remove()
     targets = torch.linspace(0.2, 3.2, len(names))[:, None]
     weight = torch.linalg.lstsq(pooled[0], targets).solution.T
-    model.score_head.weight.data.copy_(weight)
+    model.score.weight.data.copy_(weight)
     folder = tmp_path_factory.mktemp("tiny-unifilter")
     model.save_pretrained(folder)
     proc.save_pretrained(folder)

@@ -128,7 +128,7 @@ def test_converted_folder_contents_and_recorded_options(tmp_path):
 
     weights = load_file(dst / "model.safetensors")
     assert not any(k.startswith("vision_tower.head.") or "vision_model." in k for k in weights)
-    assert weights["score_head.weight"].shape == (1, 64)
+    assert weights["score.weight"].shape == (1, 64)
     official = load_file(FIXTURE / "checkpoint" / "model.safetensors")
     assert torch.equal(weights["projector.linear_2.bias"], official["model.mm_projector.mlp_projector.2.bias"])
 

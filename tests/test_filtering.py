@@ -129,7 +129,7 @@ def test_cache_is_reused_only_for_the_same_model_and_settings(fixture_sets, mode
     from unifilter_hf import UniFilterForQualityScoring
 
     model = UniFilterForQualityScoring.from_pretrained(model_dir)
-    model.score_head.weight.data.mul_(-1)
+    model.score.weight.data.mul_(-1)
     changed = tmp_path / "changed"
     model.save_pretrained(changed)
     (changed / "processor_config.json").write_bytes((model_dir / "processor_config.json").read_bytes())
@@ -148,7 +148,7 @@ def test_in_memory_models_fingerprint_by_content(model_dir):
     model = UniFilterForQualityScoring.from_pretrained(model_dir)
     before = model_fingerprint(model)
     assert model_fingerprint(UniFilterForQualityScoring.from_pretrained(model_dir)) == before
-    model.score_head.weight.data.add_(0.01)
+    model.score.weight.data.add_(0.01)
     assert model_fingerprint(model) != before
 
 

@@ -66,7 +66,7 @@ def reference_score(model, processor, sample) -> float:
     assert img == len(image_embeds)
     embeds = torch.stack(rows)[None]
     hidden = model.language_model(inputs_embeds=embeds).last_hidden_state[0, -1]
-    return float(hidden @ model.score_head.weight[0])
+    return float(hidden @ model.score.weight[0])
 
 
 def test_matches_hand_written_reference(tiny):
@@ -158,7 +158,7 @@ def test_backbones_forward_and_backward(backbone):
     expected = torch.nn.functional.cross_entropy(out.logits, torch.tensor([3, 0, 2, 1]))
     assert torch.allclose(out.loss, expected)
     out.loss.backward()
-    for name in ("score_head.weight", "projector.linear_1.weight", "language_model.layers.0.mlp.up_proj.weight",
+    for name in ("score.weight", "projector.linear_1.weight", "language_model.layers.0.mlp.up_proj.weight",
                  "vision_tower.encoder.layers.0.mlp.fc1.weight"):
         grad = model.get_parameter(name).grad
         assert grad is not None and grad.abs().sum() > 0, name
@@ -199,7 +199,7 @@ def test_gradient_checkpointing_gives_the_same_gradients():
 def test_config_defaults_follow_the_official_release():
     cfg = tiny_config()
     model = UniFilterForQualityScoring(cfg)
-    assert model.score_head.bias is None
+    assert model.score.bias is None
     assert cfg.num_labels == 1 and cfg.id2label == {0: "quality"}
     from unifilter_hf import UniFilterConfig
 

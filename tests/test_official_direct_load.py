@@ -87,7 +87,7 @@ def test_hub_id_loads_directly():
 @needs_fixture
 def test_load_options_pass_through(official):
     model = AutoModel.from_pretrained(official, dtype=torch.bfloat16)
-    assert model.score_head.weight.dtype == torch.bfloat16
+    assert model.score.weight.dtype == torch.bfloat16
     processor = AutoProcessor.from_pretrained(official, caption_max_ids=75, pad_to_square=True)
     assert (processor.caption_max_ids, processor.pad_to_square) == (75, True)
     assert AutoProcessor.from_pretrained(official).caption_max_ids is None  # off by default

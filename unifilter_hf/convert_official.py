@@ -235,7 +235,7 @@ def native_name(official: str) -> str | None:
         if official.startswith(old):
             return new + official[len(old) :]
     if official == "score.weight":
-        return "score_head.weight"
+        return "score.weight"
     if official.startswith("model.") and not official.startswith(("model.mm_projector.", "model.vision_tower.")):
         return "language_model." + official[len("model.") :]
     return official  # unknown: reported as unexpected by the checks
@@ -253,7 +253,7 @@ def official_name(native: str) -> str:
     for old, new in _PROJECTOR_PREFIXES.items():
         if native.startswith(new):
             return old + native[len(new) :]
-    if native == "score_head.weight":
+    if native == "score.weight":
         return "score.weight"
     if native.startswith("language_model."):
         return "model." + native[len("language_model.") :]
@@ -662,7 +662,7 @@ def convert_official_checkpoint(
 
 def _source_dtype(state_dict: dict[str, torch.Tensor]) -> torch.dtype:
     """The dtype of the LLM weights (the checkpoint's working precision)."""
-    for name in ("language_model.embed_tokens.weight", "score_head.weight"):
+    for name in ("language_model.embed_tokens.weight", "score.weight"):
         if name in state_dict:
             return state_dict[name].dtype
     return torch.float32

@@ -109,7 +109,7 @@ class UniFilterForQualityScoring(UniFilterPreTrainedModel):
         self.vision_tower = AutoModel.from_config(config.vision_config)
         self.projector = UniFilterProjector(config)
         self.language_model = AutoModel.from_config(config.text_config)
-        self.score_head = nn.Linear(config.text_config.hidden_size, config.num_labels, bias=False)
+        self.score = nn.Linear(config.text_config.hidden_size, config.num_labels, bias=False)
         self.post_init()
 
     def get_input_embeddings(self) -> nn.Module:
@@ -175,7 +175,7 @@ class UniFilterForQualityScoring(UniFilterPreTrainedModel):
         positions = torch.arange(input_ids.shape[1], device=input_ids.device)
         last = (attention_mask.long() * positions).argmax(-1)
         pooled = hidden[torch.arange(hidden.shape[0], device=hidden.device), last]
-        logits = self.score_head(pooled.to(self.score_head.weight.dtype))
+        logits = self.score(pooled.to(self.score.weight.dtype))
         scores = self.logits_to_scores(logits)
 
         loss = None
