@@ -11,6 +11,7 @@ from .modeling_unifilter import QualityScoringOutput, UniFilterForQualityScoring
 from .official_loading import register_official_auto_classes
 from .pipeline_unifilter import MultimodalQualityScoringPipeline, register_pipeline
 from .processing_unifilter import UniFilterProcessor
+from .quality_metrics import metrics_path  # local evaluate module: evaluate.load(metrics_path)
 from .sample import Sample, SampleError
 
 __version__ = "0.1.0"
@@ -39,4 +40,5 @@ __all__ = [
     "UniFilterForQualityScoring",
     "UniFilterProcessor",
     "__version__",
+    "metrics_path",
 ]

@@ -7,6 +7,7 @@
 - :mod:`.bundled`: the bundled mini set (photographs from scikit-image / scikit-learn, our captions).
 - :mod:`.runner`: resumable generation into a folder of JSONL records + images (:mod:`.records`).
 - :mod:`.cli`: the ``unifilter-hf synth`` subcommand.
+- :mod:`.shapes_world`: a procedurally generated, learnable four-level caption set (coloured shapes).
 
 Example:
     >>> from unifilter_hf.synthesis import RuleBasedBackend, bundled_items, synthesize
@@ -31,11 +32,13 @@ from .parsing import MalformedReply, parse_levels
 from .prompts import PROMPT_VERSION, build_messages
 from .records import Provenance, SynthRecord, read_records, record_to_sample
 from .runner import SynthReport, synthesize
+from .shapes_world import SHAPES_EDIT_TYPES, shapes_world_dataset, shapes_world_tokenizer
 from .sources import dataset_items, folder_items
 
 __all__ = [
     "LEVEL_NAMES",
     "PROMPT_VERSION",
+    "SHAPES_EDIT_TYPES",
     "GenerationResult",
     "Level",
     "LevelOutput",
@@ -59,5 +62,7 @@ __all__ = [
     "read_records",
     "record_to_sample",
     "requirement",
+    "shapes_world_dataset",
+    "shapes_world_tokenizer",
     "synthesize",
 ]
