@@ -15,7 +15,7 @@ def test_demo_runs_offline_end_to_end(tmp_path, capsys):
     assert main(["demo", "--output", str(tmp_path)]) == 0
     out = capsys.readouterr().out
     assert "TINY RANDOM model" in out
-    for kind in ("caption", "interleaved"):
+    for kind in ("caption", "document"):
         scored = datasets.Dataset.from_parquet(str(tmp_path / f"{kind}_scores.parquet"))
         kept = datasets.Dataset.from_parquet(str(tmp_path / f"{kind}_kept.parquet"))
         assert sorted(set(scored["level"])) == [0, 1, 2, 3]

@@ -1,14 +1,13 @@
 """Official (LLaVA-layout) checkpoints -> native: fixture parity, an independent reference, safety checks.
 
 `official_layout_checkpoint` builds random Qwen2 / Qwen3 checkpoints with the key names and config keys of
-SPEC.md section 1, and `reference_logits` is a from-scratch implementation of SPEC.md sections 2 and 3 on the
+docs/official_checkpoints.md, and `reference_logits` is a from-scratch implementation of docs/model.md (items 1-6) on the
 *official* tensors (plain torch and loops, nothing from unifilter_hf), so a wrong name mapping, a lost config
 value or a wrong vision layer shows up as a score difference.
 """
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 import json
 import math
@@ -26,19 +25,18 @@ from transformers.models.siglip.image_processing_pil_siglip import SiglipImagePr
 
 from tests.kit import photo, tiny_tokenizer
 from unifilter_hf import Sample, UniFilterForQualityScoring, UniFilterProcessor
-from unifilter_hf.convert_official import (
+from unifilter_hf.cli import build_parser
+from unifilter_hf.official import (
     OFFICIAL_CAPTION_MAX_IDS,
     OfficialCheckpointError,
     convert_official,
     convert_official_checkpoint,
-    register,
-    resolve_vision_config,
 )
+from unifilter_hf.official.vision_tower import resolve_vision_config
 
-SHARED = Path(__file__).resolve().parents[2] / "shared"
-FIXTURE = SHARED / "fixtures" / "official-tiny-qwen2"
+# A checkpoint saved by the official code with the scores it computed (see its README.md).
+FIXTURE = Path(__file__).resolve().parent / "fixtures" / "official-tiny-qwen2"
 HUB_ID = "weizhiwang/UniFilter-Qwen2.5-1.5B"
-needs_fixture = pytest.mark.skipif(not FIXTURE.is_dir(), reason=f"shared fixture not found at {FIXTURE}")
 
 
 # -- shared helpers (also used by test_official_direct_load.py and test_official_pipeline.py) ------------------
@@ -102,7 +100,6 @@ def scores(model, processor, samples: list[Sample], batch_size: int | None = Non
 
 
 # -- fixture parity --------------------------------------------------------------------------------------------
-@needs_fixture
 def test_fixture_parity_through_the_converter(tmp_path):
     src = copy_tree(FIXTURE / "checkpoint", tmp_path / "official")
     dst = convert_official_checkpoint(src, tmp_path / "native")
@@ -118,7 +115,6 @@ def test_fixture_parity_through_the_converter(tmp_path):
     assert got == pytest.approx([expected[i] for i in order], abs=1e-4)
 
 
-@needs_fixture
 def test_converted_folder_contents_and_recorded_options(tmp_path):
     src = copy_tree(FIXTURE / "checkpoint", tmp_path / "official")
     dst = convert_official_checkpoint(src, tmp_path / "native", caption_max_ids=OFFICIAL_CAPTION_MAX_IDS)
@@ -152,12 +148,10 @@ def test_converted_folder_contents_and_recorded_options(tmp_path):
     assert not re.search(r"\d{4}-\d{2}-\d{2}", card)  # no date: conversions are byte-identical
 
 
-@needs_fixture
 def test_cli_conversion_is_deterministic(tmp_path):
     src = copy_tree(FIXTURE / "checkpoint", tmp_path / "official")
     (src / "README.md").write_text("---\nlicense: mit\n---\n# UniFilter\n")
-    parser = argparse.ArgumentParser(prog="unifilter-hf")
-    register(parser.add_subparsers(dest="command"))
+    parser = build_parser()
     for run in ("a", "b"):
         args = parser.parse_args(["convert", str(src), str(tmp_path / run / "native"), "--source-id", HUB_ID])
         assert args.func(args) == 0
@@ -170,7 +164,6 @@ def test_cli_conversion_is_deterministic(tmp_path):
     assert "license: mit" in card and HUB_ID in card and "assumed" not in card
 
 
-@needs_fixture
 def test_hub_id_source_reads_the_hub_cache(tmp_path, hub_cache):
     dst = convert_official_checkpoint(HUB_ID, tmp_path / "native")
     model = UniFilterForQualityScoring.from_pretrained(dst).eval()
@@ -180,7 +173,6 @@ def test_hub_id_source_reads_the_hub_cache(tmp_path, hub_cache):
 
 
 # -- safety ----------------------------------------------------------------------------------------------------
-@needs_fixture
 @pytest.mark.parametrize("drop", ["model.layers.1.mlp.up_proj.weight", "score.weight"])
 def test_missing_tensor_is_an_error_naming_it(tmp_path, drop):
     src = copy_tree(FIXTURE / "checkpoint", tmp_path / "official")
@@ -192,7 +184,6 @@ def test_missing_tensor_is_an_error_naming_it(tmp_path, drop):
     assert not (tmp_path / "native" / "model.safetensors").exists()
 
 
-@needs_fixture
 def test_unexpected_and_mismatched_tensors_are_errors(tmp_path):
     src = copy_tree(FIXTURE / "checkpoint", tmp_path / "official")
     tensors = load_file(src / "model.safetensors")
@@ -204,7 +195,6 @@ def test_unexpected_and_mismatched_tensors_are_errors(tmp_path):
     assert "model.layers.0.mlp.up_proj.weight" in str(err.value) and "model.extra_adapter.weight" in str(err.value)
 
 
-@needs_fixture
 def test_pickle_weights_need_explicit_consent(tmp_path):
     src = copy_tree(FIXTURE / "checkpoint", tmp_path / "official")
     torch.save(load_file(src / "model.safetensors"), src / "pytorch_model.bin")
@@ -249,7 +239,7 @@ NUM_IMAGE_TOKENS = 9
 
 
 def official_layout_checkpoint(folder: Path, text: str, num_labels: int, tower: str | None, seed: int) -> Path:
-    """A random checkpoint with SPEC.md section 1's names and config keys; SigLIP tower local unless `tower`."""
+    """A random checkpoint with docs/official_checkpoints.md's names and config keys; SigLIP tower local unless `tower`."""
     gen = torch.Generator().manual_seed(seed)
 
     def rnd(*shape, scale=0.15):
@@ -348,7 +338,7 @@ def _layer_norm(x, weight, bias, eps):
 
 
 def _reference_vision(sd, pixels, heads, eps=1e-6):
-    """SigLIP on one image: the last encoder layer's output, *before* post_layernorm (SPEC 2.1)."""
+    """SigLIP on one image: the last encoder layer's output, *before* post_layernorm (docs/model.md item 1)."""
     p = "model.vision_tower.vision_tower.vision_model."
     weight = sd[p + "embeddings.patch_embedding.weight"]
     size = weight.shape[-1]
@@ -439,7 +429,7 @@ def _reference_decoder(sd, cfg, embeds):
 
 
 def _reference_prompt(sample: Sample) -> tuple[str, list[Image.Image]]:
-    """SPEC.md section 3: the caption prompt, or document slots joined with blank lines."""
+    """docs/model.md item 5: the caption prompt, or document slots joined with blank lines."""
     if sample.kind == "caption":
         return "<image>\n" + sample.texts[0].replace("<image>", "image"), [sample.images[0]]
     parts, images = [], []

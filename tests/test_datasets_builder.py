@@ -16,13 +16,12 @@ from tests.kit import photo
 from unifilter_hf.datasets_builder import (
     CONFIG_NAMES,
     UniFilterSynthetic,
-    _Row,
     build_synthetic,
     push_synthetic_to_hub,
     split_by_group,
     synthetic_features,
 )
-from unifilter_hf.synthesis import RuleBasedBackend, bundled_items, synthesize
+from unifilter_hf.synthesis import Provenance, RuleBasedBackend, SynthRecord, bundled_items, synthesize
 from unifilter_hf.synthesis.bundled import bundled_photos
 
 LEVELS = ["easy_negative", "medium_negative", "hard_negative", "positive"]
@@ -96,7 +95,7 @@ def test_each_config_from_each_source(config, source, synth_dir, released_dir, t
         assert split.features == synthetic_features(config)
         assert split.features["label"].names == LEVELS
     rows = [dict(r) for name in ("train", "validation") for r in dd[name]]
-    expected_kinds = {"caption": {"caption"}, "interleaved": {"interleaved"}}.get(config, {"caption", "interleaved"})
+    expected_kinds = {"caption": {"caption"}, "interleaved": {"document"}}.get(config, {"caption", "document"})
     assert {r["kind"] for r in rows} == expected_kinds
     assert {r["label"] for r in rows} == {0, 1, 2, 3}
 
@@ -135,7 +134,7 @@ def test_released_layout_conversion(released_dir, tmp_path):
     assert list(dd) == ["train"]
     rows = list(dd["train"])
     assert len(rows) == 4 * 4 + 2 * 4  # the record without placeholders and the unlabeled one are skipped
-    doc = next(r for r in rows if r["kind"] == "interleaved" and r["label"] == 2 and r["texts"][0])
+    doc = next(r for r in rows if r["kind"] == "document" and r["label"] == 2 and r["texts"][0])
     assert doc["texts"] == ["A tower in Beijing (v2).", None, "A dahlia.", None, "The end."]
     assert [im is not None for im in doc["images"]] == [False, True, False, True, False]
     assert doc["images"][1].size == photo("china", size=48).size
@@ -175,12 +174,13 @@ def test_as_streaming_dataset(synth_dir, tmp_path):
 
 def test_split_is_deterministic_and_keeps_shared_images_together():
     def row(group, level, images, kind="caption"):
-        return _Row(f"{group}/L{level}", group, kind, level, ["t"], images, {}, images)
+        return SynthRecord(f"{group}/L{level}", group, kind, level, Provenance("test", extra={"image_ids": images}),
+                           ["t"], list(images))
 
     rows = [row(f"g{i}", lvl, [f"img{i}"]) for i in range(40) for lvl in range(4)]
     # a document using img0 and img1: it must share a split with captions g0 and g1
-    rows += [row("doc", lvl, ["img0", "img1"], "interleaved") for lvl in (3, 2, 1)]
-    rows += [row("doc", 0, ["img7", "img9"], "interleaved")]  # level-0 distractors are not source images
+    rows += [row("doc", lvl, ["img0", "img1"], "document") for lvl in (3, 2, 1)]
+    rows += [row("doc", 0, ["img7", "img9"], "document")]  # level-0 distractors are not source images
     a = split_by_group(rows, 0.25, seed=0)
     assert a == split_by_group(list(reversed(rows)), 0.25, seed=0)
     assert a["doc"] == a["g0"] == a["g1"]

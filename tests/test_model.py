@@ -1,4 +1,4 @@
-"""The native model against a hand-written reference of SPEC.md section 2, plus invariances and training."""
+"""The native model against a hand-written reference of docs/model.md (what the model computes), plus invariances and training."""
 
 import math
 
@@ -37,7 +37,7 @@ def _adaptive_pool_loops(grid: torch.Tensor, out: int) -> torch.Tensor:
 
 @torch.no_grad()
 def reference_score(model, processor, sample) -> float:
-    """SPEC.md section 2 with plain loops, one sample, no padding."""
+    """docs/model.md items 1-4 with plain loops, one sample, no padding."""
     cfg = model.config
     batch = processor([sample])
     ids = batch["input_ids"][0].tolist()

@@ -17,30 +17,25 @@ from tests.test_convert_official import (  # noqa: F401  (hub_cache is a fixture
     fixture_cases,
     fixture_samples,
     hub_cache,
-    needs_fixture,
     official_layout_checkpoint,
     scores,
 )
 from unifilter_hf import UniFilterForQualityScoring, UniFilterProcessor
-from unifilter_hf.convert_official import OfficialCheckpointError, convert_official_checkpoint
-from unifilter_hf.modeling_unifilter import UniFilterPreTrainedModel
-from unifilter_hf.official_loading import is_official_checkpoint
+from unifilter_hf.official import (
+    OfficialCheckpointError,
+    convert_official_checkpoint,
+    is_official_checkpoint,
+    load_official,
+)
 
-MODEL_LOADERS = [UniFilterForQualityScoring, AutoModel, AutoModelForSequenceClassification]
-
-
-def official_routing_installed() -> bool:
-    """True once the package routes official checkpoints (the from_pretrained hooks and Auto registration)."""
-    hooked = all("from_pretrained" in vars(cls) for cls in (UniFilterPreTrainedModel, UniFilterProcessor))
-    return hooked and "llava_qwen" in CONFIG_MAPPING
+MODEL_LOADERS = [AutoModel, AutoModelForSequenceClassification]
 
 
 @pytest.fixture(autouse=True)
 def _require_official_routing():
-    # Fail fast: without the hooks an official config.json would build a full-size default model (many GB).
-    if not official_routing_installed():
-        pytest.fail("official checkpoint routing is not wired into unifilter_hf (from_pretrained hooks, "
-                    "register_official_auto_classes)")
+    # Fail fast: without the routing an official config.json would build a full-size default model (many GB).
+    if "llava_qwen" not in CONFIG_MAPPING:
+        pytest.fail("official checkpoint routing is not registered (official.register_official_auto_classes)")
 
 
 @pytest.fixture
@@ -48,16 +43,14 @@ def official(tmp_path):
     return copy_tree(FIXTURE / "checkpoint", tmp_path / "official")
 
 
-@needs_fixture
 def test_direct_load_equals_the_converted_folder_and_the_official_scores(tmp_path, official, caplog):
     native = convert_official_checkpoint(official, tmp_path / "native")
     samples, (_, expected) = fixture_samples(), fixture_cases()
     reference = scores(UniFilterForQualityScoring.from_pretrained(native).eval(),
                        AutoProcessor.from_pretrained(native), samples)
 
-    for processor_loader in (AutoProcessor, UniFilterProcessor):
-        processor = processor_loader.from_pretrained(official)
-        assert type(processor) is UniFilterProcessor and processor.tokenizer.bos_token == "<s>"
+    processor = AutoProcessor.from_pretrained(official)
+    assert type(processor) is UniFilterProcessor and processor.tokenizer.bos_token == "<s>"
     for loader in MODEL_LOADERS:
         caplog.clear()
         with caplog.at_level(logging.INFO, logger="unifilter_hf"):
@@ -65,17 +58,25 @@ def test_direct_load_equals_the_converted_folder_and_the_official_scores(tmp_pat
         assert type(model) is UniFilterForQualityScoring
         notes = [r.getMessage() for r in caplog.records if "in memory" in r.getMessage()]
         assert len(notes) == 1 and "\n" not in notes[0]  # one line saying it converts
-        # Alone and batched for the direct class; batched for the Auto routes (the same conversion).
-        for batch_size in (1, 6) if loader is UniFilterForQualityScoring else (6,):
+        for batch_size in (1, 6):
             got = scores(model, processor, samples, batch_size)
             assert got == pytest.approx(reference, abs=1e-6)
             assert got == pytest.approx(expected, abs=1e-4)
+    model, processor = load_official(official)
+    assert scores(model, processor, samples, 3) == pytest.approx(reference, abs=1e-6)
 
 
-@needs_fixture
+def test_native_classes_refuse_an_official_checkpoint_with_the_fix(official):
+    # The native classes know nothing of the official layout; they name the entry points that do.
+    with pytest.raises(ValueError, match=r"'llava_qwen'.*AutoModelForSequenceClassification.*load_official"):
+        UniFilterForQualityScoring.from_pretrained(official)
+    with pytest.raises(OSError, match="AutoProcessor"):
+        UniFilterProcessor.from_pretrained(official)
+
+
 @pytest.mark.usefixtures("hub_cache")
 def test_hub_id_loads_directly():
-    model = UniFilterForQualityScoring.from_pretrained(HUB_ID).eval()
+    model = AutoModel.from_pretrained(HUB_ID).eval()
     processor = AutoProcessor.from_pretrained(HUB_ID)
     assert model.config.name_or_path == HUB_ID
     _, expected = fixture_cases()
@@ -84,7 +85,6 @@ def test_hub_id_loads_directly():
     assert scores(auto, processor, fixture_samples()) == pytest.approx(expected, abs=1e-4)
 
 
-@needs_fixture
 def test_load_options_pass_through(official):
     model = AutoModel.from_pretrained(official, dtype=torch.bfloat16)
     assert model.score.weight.dtype == torch.bfloat16
@@ -93,7 +93,6 @@ def test_load_options_pass_through(official):
     assert AutoProcessor.from_pretrained(official).caption_max_ids is None  # off by default
 
 
-@needs_fixture
 def test_direct_load_with_a_missing_tensor_fails(official):
     tensors = load_file(official / "model.safetensors")
     del tensors["model.norm.weight"]
@@ -103,7 +102,6 @@ def test_direct_load_with_a_missing_tensor_fails(official):
             loader.from_pretrained(official)
 
 
-@needs_fixture
 def test_routing_leaves_native_checkpoints_alone(tmp_path, official):
     assert is_official_checkpoint(official) and not is_official_checkpoint(None)
     assert AutoConfig.from_pretrained(official).model_type == "llava_qwen"

@@ -3,22 +3,18 @@
 from __future__ import annotations
 
 import pytest
+from transformers import pipeline
 
-pytest.importorskip("unifilter_hf.pipeline_unifilter")
-
-from transformers import pipeline  # noqa: E402
-
-from tests.test_convert_official import (  # noqa: E402,F401  (hub_cache is a fixture)
+from tests.test_convert_official import (  # noqa: F401  (hub_cache is a fixture)
     FIXTURE,
     HUB_ID,
     copy_tree,
     fixture_cases,
     hub_cache,
-    needs_fixture,
 )
-from tests.test_official_direct_load import _require_official_routing  # noqa: E402,F401  (autouse fixture)
-from unifilter_hf import UniFilterForQualityScoring  # noqa: E402
-from unifilter_hf.convert_official import convert_official_checkpoint  # noqa: E402
+from tests.test_official_direct_load import _require_official_routing  # noqa: F401  (autouse fixture)
+from unifilter_hf import UniFilterForQualityScoring
+from unifilter_hf.official import convert_official_checkpoint
 
 TASK = "multimodal-quality-scoring"
 
@@ -40,7 +36,6 @@ def _scores(scorer, batch_size: int = 1) -> list[float]:
     return [r["score"] for r in results]
 
 
-@needs_fixture
 def test_pipeline_on_an_official_folder_matches_the_converted_folder(tmp_path):
     official = copy_tree(FIXTURE / "checkpoint", tmp_path / "official")
     native = convert_official_checkpoint(official, tmp_path / "native")
@@ -56,7 +51,6 @@ def test_pipeline_on_an_official_folder_matches_the_converted_folder(tmp_path):
     assert single["score"] == pytest.approx(expected[0], abs=1e-4)
 
 
-@needs_fixture
 @pytest.mark.usefixtures("hub_cache")
 def test_pipeline_by_hub_id():
     _, expected = fixture_cases()

@@ -39,7 +39,7 @@ def test_literal_image_tag_in_text_is_neutralised():
 
 def test_document_image_blocks_and_pooled_eos():
     proc = tiny_processor()
-    batch = proc([_doc(), Sample.caption(photo("coffee"), "coffee")])
+    batch = proc([_doc(), Sample.caption(photo("coffee"), "coffee")], return_image_counts=True)
     ids, mask = batch["input_ids"], batch["attention_mask"]
     assert batch["num_images"].tolist() == [3, 1]
     assert batch["pixel_values"].shape == (4, 3, IMAGE_SIZE, IMAGE_SIZE)
@@ -59,7 +59,7 @@ def test_document_image_blocks_and_pooled_eos():
 def test_truncation_never_cuts_an_image_block(max_length):
     proc = tiny_processor()
     full = proc([_doc()])
-    batch = proc([_doc()], max_length=max_length)
+    batch = proc([_doc()], max_length=max_length, return_image_counts=True)
     real = batch["input_ids"][0][batch["attention_mask"][0].bool()].tolist()
     assert len(real) <= max_length
     assert real[-1] == proc.tokenizer.eos_token_id

@@ -55,8 +55,8 @@ def test_bundled_offline_run_and_resume(tmp_path, capsys):
         sorted(json.dumps(r, sort_keys=True) for r in records)  # deterministic: same records as before
 
     # --no-resume starts over
-    assert run("--bundled", "--kind", "interleaved", "--output", str(out), "--no-resume") == 0
-    assert {r["kind"] for r in lines(out / "records.jsonl")} == {"interleaved"}
+    assert run("--bundled", "--kind", "document", "--output", str(out), "--no-resume") == 0
+    assert {r["kind"] for r in lines(out / "records.jsonl")} == {"document"}
 
 
 def test_folder_of_images_with_reference_captions_and_documents(tmp_path, capsys):
@@ -89,9 +89,10 @@ def test_folder_of_images_with_reference_captions_and_documents(tmp_path, capsys
                "images": [None, f"{pair[0]}.jpg", None, f"{pair[1]}.jpg"]}
         (docs / d / "document.json").write_text(json.dumps(doc))
     out2 = tmp_path / "out2"
+    # "interleaved" is the deprecated word for "document": still accepted, written as "document"
     assert run("--images-dir", str(docs), "--kind", "interleaved", "--output", str(out2)) == 0
     recs = lines(out2 / "records.jsonl")
-    assert len(recs) == 8 and all(r["kind"] == "interleaved" for r in recs)
+    assert len(recs) == 8 and all(r["kind"] == "document" for r in recs)
     pos = next(r for r in recs if r["group_id"] == "docs/d1" and r["level"] == 3)
     assert pos["texts"][0] == CAPTIONS["coffee"] and pos["images"][0] is None and pos["images"][1]
     easy = next(r for r in recs if r["group_id"] == "docs/d1" and r["level"] == 0)

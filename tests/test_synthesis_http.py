@@ -234,7 +234,7 @@ def test_vision_mode_sends_images_as_capped_jpeg_data_uris(server, tmp_path):
     [res] = make_backend(server, tmp_path, mode="vision", image_max_side=128).generate([big])
     assert res.ok, res.error
     assert server.image_sizes == [(128, 128)]
-    doc = SourceItem("t/visiondoc", "interleaved", [photo("coffee", 64), photo("rocket", 64)],
+    doc = SourceItem("t/visiondoc", "document", [photo("coffee", 64), photo("rocket", 64)],
                      reference=["Coffee first. scenario:vision", None, "Then a rocket.", None])
     [res] = make_backend(server, tmp_path, mode="vision").generate([doc])
     # the canned caption reply has no image markers: a document reply must be rejected, not written

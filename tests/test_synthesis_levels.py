@@ -15,11 +15,14 @@ from unifilter_hf.synthesis import (
     SourceItem,
     SynthRecord,
     build_messages,
+    bundled_items,
     level_name,
     parse_levels,
+    read_records,
     record_to_sample,
     requirement,
 )
+from unifilter_hf.synthesis.levels import canonical_kind
 
 
 def test_levels_match_the_model_labels_and_spec():
@@ -31,8 +34,8 @@ def test_levels_match_the_model_labels_and_spec():
     assert level_name(2) == Level.HARD_NEGATIVE.name_str == "hard_negative"
     assert "exactly one" in requirement(2, "caption")
     assert "unrelated" in requirement(0, "caption")
-    assert "arbitrary places" in requirement(0, "interleaved")
-    assert "factual" in requirement(2, "interleaved")
+    assert "arbitrary places" in requirement(0, "document")
+    assert "factual" in requirement(2, "document")
     with pytest.raises(ValueError):
         requirement(4, "caption")
     with pytest.raises(ValueError):
@@ -44,7 +47,7 @@ def _caption_item(**kw):
 
 
 def _doc_item(reference=None):
-    return SourceItem("t/doc", "interleaved", [photo("coffee", 32), photo("rocket", 32)], reference=reference)
+    return SourceItem("t/doc", "document", [photo("coffee", 32), photo("rocket", 32)], reference=reference)
 
 
 def test_caption_prompts_vision_and_rewrite():
@@ -72,7 +75,7 @@ def test_document_prompt_numbers_the_images_and_renders_the_reference():
     assert labels == ["<image1>:", "<image2>:"]
     text = parts[-1]["text"]
     assert "Intro about coffee.\n\n<image1>\n\nThen a rocket.\n\n<image2>" in text
-    assert "<image1>, <image2>" in text and requirement(0, "interleaved") in text
+    assert "<image1>, <image2>" in text and requirement(0, "document") in text
 
 
 GOOD = {"0": "two dogs on a beach", "1": "a blue bowl", "2": "a cat with blue eyes", "3": "a cat with green eyes"}
@@ -117,7 +120,7 @@ def _doc_reply(**over):
 
 
 def test_parse_document_reply_into_slots():
-    out = parse_levels(_doc_reply(), "interleaved", num_images=2)
+    out = parse_levels(_doc_reply(), "document", num_images=2)
     assert out[3] == ["Intro.", 0, "Middle part.", 1, "End."]
     assert out[0] == ["Noise", 1, "words."]
     assert out[1] == [0, "Sparse text."]
@@ -135,7 +138,7 @@ def test_parse_document_reply_into_slots():
 )
 def test_malformed_document_replies_are_rejected(over, reason):
     with pytest.raises(MalformedReply) as err:
-        parse_levels(_doc_reply(**over), "interleaved", num_images=2)
+        parse_levels(_doc_reply(**over), "document", num_images=2)
     assert reason in err.value.reason
 
 
@@ -143,7 +146,7 @@ def test_source_item_checks_its_shape():
     with pytest.raises(ValueError, match="exactly one image"):
         SourceItem("x", "caption", [photo("coffee", 8), photo("rocket", 8)])
     with pytest.raises(ValueError, match="image slots"):
-        SourceItem("x", "interleaved", [photo("coffee", 8)], reference=["a", None, "b", None])
+        SourceItem("x", "document", [photo("coffee", 8)], reference=["a", None, "b", None])
     item = _doc_item(["a", None, "b", None])
     assert item.reference_slots() == ["a", 0, "b", 1]
     assert item.image_ids == ["t/doc#0", "t/doc#1"]
@@ -176,3 +179,24 @@ def test_records_round_trip_validate_and_become_samples(tmp_path):
     for rec in bad:
         with pytest.raises(ValueError):
             rec.validate()
+
+
+def test_old_records_with_kind_interleaved_read_as_document(tmp_path):
+    # a records.jsonl line as written before "interleaved" was renamed "document"
+    old = {"id": "d/L3", "group_id": "d", "kind": "interleaved", "level": 3, "label": "positive",
+           "images": [None, "a.png"], "texts": ["Intro.", None],
+           "provenance": {"generator": "rule-based", "model": None, "prompt_version": "uf-rules-v1", "seed": 0,
+                          "extra": {}}}
+    (tmp_path / "records.jsonl").write_text(json.dumps(old) + "\n")
+    [rec] = read_records(tmp_path / "records.jsonl")
+    assert rec.kind == "document" and rec.texts == ["Intro.", None] and rec.images == [None, "a.png"]
+    rec.validate()
+    assert rec.to_dict()["kind"] == "document"
+
+
+def test_interleaved_is_an_alias_of_document():
+    assert canonical_kind("interleaved") == "document" and canonical_kind("caption") == "caption"
+    assert requirement(1, "interleaved") == requirement(1, "document")
+    item = SourceItem("x", "interleaved", [photo("coffee", 8)])
+    assert item.kind == "document"
+    assert {it.kind for it in bundled_items("interleaved")} == {"document"}

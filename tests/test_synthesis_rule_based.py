@@ -113,7 +113,7 @@ def test_easy_negative_never_describes_its_own_image(items, results):
 
 def test_document_levels(items, results):
     for item in items:
-        if item.kind != "interleaved":
+        if item.kind != "document":
             continue
         res = results[item.id]
         own = list(range(item.num_images))

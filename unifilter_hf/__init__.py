@@ -8,7 +8,7 @@ from transformers import AutoConfig, AutoModel, AutoModelForSequenceClassificati
 
 from .configuration_unifilter import LEVEL_NAMES, UniFilterConfig
 from .modeling_unifilter import QualityScoringOutput, UniFilterForQualityScoring
-from .official_loading import register_official_auto_classes
+from .official import register_official_auto_classes
 from .pipeline_unifilter import MultimodalQualityScoringPipeline, register_pipeline
 from .processing_unifilter import UniFilterProcessor
 from .quality_metrics import metrics_path  # local evaluate module: evaluate.load(metrics_path)

@@ -43,6 +43,63 @@ def _score(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_convert(subparsers: argparse._SubParsersAction) -> None:
+    """The `convert` subcommand (`unifilter-hf convert SRC DST`)."""
+    from .official import OFFICIAL_CAPTION_MAX_IDS
+
+    parser = subparsers.add_parser(
+        "convert",
+        help="convert an official UniFilter checkpoint (LLaVA layout) to a native unifilter-hf checkpoint",
+        description="Convert an official UniFilter checkpoint (local folder or Hub id, model_type llava_qwen / "
+        "llava_qwen3) to a native unifilter-hf checkpoint with exact score parity.",
+    )
+    parser.add_argument("src", help="local folder or Hub id of the official checkpoint")
+    parser.add_argument("dst", help="output folder for the native checkpoint")
+    parser.add_argument(
+        "--vision-config",
+        help="SigLIP settings when mm_vision_tower is neither a local folder nor a known tower: a JSON object "
+        "(e.g. '{\"num_attention_heads\": 16, \"image_size\": 384}'), a path to a config.json, or a known tower id",
+    )
+    parser.add_argument(
+        "--official-caption-cut",
+        action="store_true",
+        help=f"cut caption ids to {OFFICIAL_CAPTION_MAX_IDS} as the official caption scorer does (can drop EOS on "
+        "long captions; off by default)",
+    )
+    parser.add_argument(
+        "--pad-to-square",
+        action="store_true",
+        help="pad images to a square before resizing (official training); the official scorer resizes directly",
+    )
+    parser.add_argument(
+        "--allow-pickle", action="store_true", help="accept *.bin pickle weights (trusted sources only)"
+    )
+    parser.add_argument("--revision", help="Hub revision of SRC")
+    parser.add_argument("--source-id", help="Hub id to name in the model card when SRC is a local copy")
+    parser.set_defaults(func=_convert)
+
+
+def _convert(args: argparse.Namespace) -> int:
+    from .official import OFFICIAL_CAPTION_MAX_IDS, OfficialCheckpointError, convert_official_checkpoint
+
+    try:
+        dst = convert_official_checkpoint(
+            args.src,
+            args.dst,
+            source_id=args.source_id,
+            vision_config=args.vision_config,
+            allow_pickle=args.allow_pickle,
+            caption_max_ids=OFFICIAL_CAPTION_MAX_IDS if args.official_caption_cut else None,
+            pad_to_square=args.pad_to_square,
+            revision=args.revision,
+        )
+    except OfficialCheckpointError as err:
+        print(f"unifilter-hf convert: error: {err}", file=sys.stderr)
+        return 2
+    print(f"converted {args.src} -> {dst}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="unifilter-hf", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -61,10 +118,9 @@ def build_parser() -> argparse.ArgumentParser:
     score.add_argument("--batch-size", type=int, default=8)
     score.set_defaults(func=_score)
 
-    from .convert_official import register as register_convert
     from .synthesis.cli import register as register_synth
 
-    register_convert(sub)
+    _add_convert(sub)
     register_synth(sub)
     return parser
 

@@ -79,6 +79,19 @@ class UniFilterConfig(PreTrainedConfig):
             self.id2label = {0: "quality"}
         self.label2id = {v: k for k, v in self.id2label.items()}
 
+    @classmethod
+    def from_dict(cls, config_dict: dict, **kwargs):
+        # transformers only warns on a foreign model_type and then builds a model with random weights; a
+        # checkpoint of another layout must go through the Auto classes, which route it to its own loader.
+        model_type = config_dict.get("model_type")
+        if model_type not in (None, cls.model_type):
+            raise ValueError(
+                f"this checkpoint's config has model_type {model_type!r}, not {cls.model_type!r}: load it with "
+                "AutoModelForSequenceClassification.from_pretrained / AutoProcessor.from_pretrained (after "
+                "`import unifilter_hf`), or unifilter_hf.official.load_official for official UniFilter checkpoints"
+            )
+        return super().from_dict(config_dict, **kwargs)
+
     @property
     def is_regression(self) -> bool:
         """True for the official single-output head that regresses the 0..3 level."""

@@ -20,7 +20,7 @@ import datasets
 from .filtering import unifilter_score
 from .synthesis.backends.rule_based import RuleBasedBackend
 from .synthesis.bundled import bundled_items
-from .synthesis.levels import level_name
+from .synthesis.levels import KINDS, level_name
 from .synthesis.records import RECORDS, read_records
 from .synthesis.runner import synthesize
 from .tiny import tiny_model_and_processor
@@ -28,14 +28,9 @@ from .tiny import tiny_model_and_processor
 
 def _scoring_sets(synth_dir: Path) -> dict[str, datasets.Dataset]:
     """The synthetic records as two Hub-style datasets: captions and OBELICS-layout documents."""
-    rows: dict[str, list[dict]] = {"caption": [], "interleaved": []}
+    rows: dict[str, list[dict]] = {kind: [] for kind in KINDS}
     for rec in read_records(synth_dir / RECORDS):
-        row = {"id": rec.id, "level": rec.level}
-        if rec.kind == "caption":
-            row.update(image=str(synth_dir / rec.image), text=rec.text)
-        else:
-            row.update(texts=rec.texts, images=[None if p is None else str(synth_dir / p) for p in rec.images])
-        rows[rec.kind].append(row)
+        rows[rec.kind].append({"id": rec.id, "level": rec.level, **rec.with_root(synth_dir).media()})
     return {kind: datasets.Dataset.from_list(r) for kind, r in rows.items() if r}
 
 

@@ -52,27 +52,36 @@ class UniFilterProjector(nn.Module):
         return self.linear_2(self.act(self.linear_1(x)))
 
 
+def _align_cpu_tensors(model: nn.Module, alignment: int = 64) -> None:
+    """Copy CPU weights that sit at unaligned addresses (safetensors memory maps) into aligned memory.
+
+    CPU matmul kernels pick their code path by alignment, so an unaligned weight gives results that differ in
+    the last bits from the same weight in fresh memory; aligning makes a score independent of file layout.
+    """
+    for tensor in (*model.parameters(), *model.buffers()):
+        if tensor.device.type == "cpu" and tensor.data_ptr() % alignment:
+            tensor.data = tensor.data.clone()
+
+
 class UniFilterPreTrainedModel(PreTrainedModel):
     config_class = UniFilterConfig
     config: UniFilterConfig
-    base_model_prefix = "unifilter"
+    # As in transformers' *ForSequenceClassification models: the decoder is the base model, `score` the head.
+    base_model_prefix = "language_model"
     main_input_name = "input_ids"
     input_modalities = ("image", "text")
     supports_gradient_checkpointing = True
     _supports_sdpa = True
     _no_split_modules = ["SiglipEncoderLayer"]
+    # Native checkpoints saved before the head took transformers' `score` name still load.
+    _legacy_key_mapping = {r"^score_head\.": "score."}
 
     @classmethod
     def from_pretrained(cls, pretrained_model_name_or_path, *args, **kwargs):
-        # Official LLaVA-layout checkpoints are converted in memory. The absolute import inside `try` keeps this
-        # file loadable as remote code where unifilter_hf is not installed (a relative one would be copied along).
-        try:
-            from unifilter_hf.official_loading import is_official_checkpoint, load_official_model
-        except ImportError:
-            return super().from_pretrained(pretrained_model_name_or_path, *args, **kwargs)
-        if is_official_checkpoint(pretrained_model_name_or_path, **kwargs):
-            return load_official_model(pretrained_model_name_or_path, *args, **kwargs)
-        return super().from_pretrained(pretrained_model_name_or_path, *args, **kwargs)
+        kwargs.setdefault("key_mapping", cls._legacy_key_mapping)
+        loaded = super().from_pretrained(pretrained_model_name_or_path, *args, **kwargs)
+        _align_cpu_tensors(loaded[0] if isinstance(loaded, tuple) else loaded)  # (model, info) on request
+        return loaded
 
     def save_pretrained(self, save_directory, *args, **kwargs):
         # A class records only one Auto class for remote code; map the classifier Auto class as well.
@@ -87,7 +96,7 @@ class UniFilterForQualityScoring(UniFilterPreTrainedModel):
     """Scores a caption or an interleaved document on the 0..3 quality scale.
 
     Image features replace the image-token positions of the embedded sequence; the decoder's final hidden
-    state at the last real token goes through a bias-free linear head.
+    state at the last real token goes through a bias-free linear head (`score`).
 
     Example:
         >>> import torch
@@ -119,35 +128,55 @@ class UniFilterForQualityScoring(UniFilterPreTrainedModel):
         self.language_model.set_input_embeddings(value)
 
     def get_image_features(self, pixel_values: torch.Tensor) -> torch.Tensor:
-        """Projected image embeddings, shape `(images, num_image_tokens, llm_hidden)`."""
-        vision_dtype = self.vision_tower.get_input_embeddings().weight.dtype
-        out = self.vision_tower(pixel_values=pixel_values.to(vision_dtype), output_hidden_states=True)
-        # hidden_states[-1] is the last encoder layer before post_layernorm (SPEC section 2.1).
-        return self.projector(out.hidden_states[self.config.vision_feature_layer])
+        """Projected image embeddings, shape `(images, num_image_tokens, llm_hidden)`.
 
-    def embed_inputs(self, input_ids: torch.Tensor, pixel_values: torch.Tensor | None) -> torch.Tensor:
-        """Text embeddings with image features written at the image-token positions, in batch order."""
-        is_image = input_ids == self.config.image_token_id
-        # The image token's own row is never used; id 0 keeps the lookup inside the embedding matrix.
-        embeds = self.get_input_embeddings()(input_ids.masked_fill(is_image, 0))
-        expected = int(is_image.sum())
-        if expected == 0:
-            return embeds
-        if pixel_values is None:
-            raise ValueError("input_ids contain image tokens but no pixel_values were given")
-        features = self.get_image_features(pixel_values).to(embeds.dtype)
-        if features.shape[0] * features.shape[1] != expected:
-            raise ValueError(
-                f"{expected} image-token positions but {features.shape[0]} images x "
-                f"{features.shape[1]} tokens; every image needs exactly num_image_tokens positions"
-            )
-        return embeds.masked_scatter(is_image.unsqueeze(-1), features)
+        The features are the output of encoder layer `vision_feature_layer` (-1: the last one), taken before
+        `post_layernorm` as in the official model. Only the layers up to that one run, and no other hidden
+        state is kept.
+        """
+        tower = self.vision_tower
+        pixel_values = pixel_values.to(tower.get_input_embeddings().weight.dtype)
+        layers = getattr(getattr(tower, "encoder", None), "layers", None)
+        if layers is None or not hasattr(tower, "embeddings"):  # a tower of another shape: ask for all states
+            states = tower(pixel_values=pixel_values, output_hidden_states=True).hidden_states
+            return self.projector(states[self.config.vision_feature_layer])
+        # hidden_states[k] is the output after k encoder layers (k = 0: the patch embeddings).
+        depth = self.config.vision_feature_layer % (len(layers) + 1)
+        hidden = tower.embeddings(pixel_values)
+        for layer in layers[:depth]:
+            hidden = layer(hidden, None)
+        return self.projector(hidden)
+
+    def get_placeholder_mask(self, input_ids: torch.LongTensor) -> torch.BoolTensor:
+        """True at the image-token positions that image features fill, shape `(batch, seq)`."""
+        return input_ids == self.config.image_token_id
+
+    def embed_text(self, input_ids: torch.LongTensor, image_mask: torch.BoolTensor) -> torch.Tensor:
+        """Token embeddings; image positions read row 0, since the image token may lie past the matrix."""
+        return self.get_input_embeddings()(input_ids.masked_fill(image_mask, 0))
+
+    def scatter_image_features(
+        self, inputs_embeds: torch.Tensor, image_mask: torch.BoolTensor, image_features: torch.Tensor
+    ) -> torch.Tensor:
+        """Write the image features into the placeholder positions, images in batch reading order."""
+        image_features = image_features.to(inputs_embeds.dtype)
+        mask = image_mask.unsqueeze(-1).expand_as(inputs_embeds)
+        if mask.device.type == "cpu":  # a cheap check here; on accelerators it would stall the host
+            if int(image_mask.sum()) != image_features.shape[0] * image_features.shape[1]:
+                raise ValueError(
+                    f"{int(image_mask.sum())} image-token positions but {image_features.shape[0]} images x "
+                    f"{image_features.shape[1]} tokens; every image needs exactly num_image_tokens positions"
+                )
+        else:
+            torch._assert_async(mask.sum() == image_features.numel(), "image tokens and image features differ")
+        return inputs_embeds.masked_scatter(mask, image_features)
 
     def forward(
         self,
-        input_ids: torch.LongTensor,
+        input_ids: torch.LongTensor | None = None,
         attention_mask: torch.Tensor | None = None,
         pixel_values: torch.FloatTensor | None = None,
+        inputs_embeds: torch.FloatTensor | None = None,
         labels: torch.Tensor | None = None,
         **kwargs,
     ) -> QualityScoringOutput:
@@ -157,12 +186,23 @@ class UniFilterForQualityScoring(UniFilterPreTrainedModel):
             input_ids: `(batch, seq)` ids with `num_image_tokens` image-token ids per image.
             attention_mask: 1 for real tokens; any padding side works (positions are derived from it).
             pixel_values: `(images, 3, H, W)`, all images of the batch in reading order.
+            inputs_embeds: `(batch, seq, hidden)` instead of `input_ids`, image features already in place.
             labels: levels (float for 1 label, int class for several) to get a loss.
-            kwargs: processor extras such as `num_images` are accepted and ignored.
+            kwargs: passed on to the language model (e.g. `output_attentions`, attention settings).
         """
+        if (input_ids is None) == (inputs_embeds is None):
+            raise ValueError("pass exactly one of input_ids or inputs_embeds")
+        if inputs_embeds is None:
+            image_mask = self.get_placeholder_mask(input_ids)
+            inputs_embeds = self.embed_text(input_ids, image_mask)
+            if pixel_values is not None and pixel_values.shape[0]:  # a padded batch may carry zero images
+                features = self.get_image_features(pixel_values)
+                inputs_embeds = self.scatter_image_features(inputs_embeds, image_mask, features)
+            elif image_mask.device.type == "cpu" and bool(image_mask.any()):  # no host sync on accelerators
+                raise ValueError("input_ids contain image tokens but no pixel_values were given")
+        batch, length = inputs_embeds.shape[:2]
         if attention_mask is None:
-            attention_mask = torch.ones_like(input_ids)
-        inputs_embeds = self.embed_inputs(input_ids, pixel_values)
+            attention_mask = torch.ones(batch, length, dtype=torch.long, device=inputs_embeds.device)
         # Positions count real tokens only, so a row's result does not depend on how it is padded.
         position_ids = (attention_mask.long().cumsum(-1) - 1).clamp(min=0)
         hidden = self.language_model(
@@ -170,11 +210,12 @@ class UniFilterForQualityScoring(UniFilterPreTrainedModel):
             attention_mask=attention_mask,
             position_ids=position_ids,
             use_cache=False,
+            **kwargs,
         ).last_hidden_state
         # Pool on the last real token (right or left padding alike).
-        positions = torch.arange(input_ids.shape[1], device=input_ids.device)
+        positions = torch.arange(length, device=hidden.device)
         last = (attention_mask.long() * positions).argmax(-1)
-        pooled = hidden[torch.arange(hidden.shape[0], device=hidden.device), last]
+        pooled = hidden[torch.arange(batch, device=hidden.device), last]
         logits = self.score(pooled.to(self.score.weight.dtype))
         scores = self.logits_to_scores(logits)
 

@@ -51,7 +51,6 @@ class MultimodalQualityScoringPipeline(Pipeline):
                        "attention_mask": torch.ones(1, 1, dtype=torch.long)}
         else:
             encoded = dict(self.processor([sample], max_length=max_length))
-            encoded.pop("num_images")
         if "pixel_values" not in encoded:  # batching needs the same keys in every row
             size = self.processor.image_processor.size
             encoded["pixel_values"] = torch.zeros(0, 3, size["height"], size["width"])

@@ -19,7 +19,7 @@ _IMAGE_SLOT = -1
 class UniFilterProcessor(ProcessorMixin):
     r"""Turns [`Sample`]s (captions or OBELICS-style documents) into UniFilter model inputs.
 
-    Prompts follow the official model (SPEC.md section 3): a caption becomes `"<image>\n" + caption`; a
+    Prompts follow the official model (docs/model.md, "What the model computes"): a caption becomes `"<image>\n" + caption`; a
     document's slots are joined with `"\n\n"` (image slots as `<image>`, literal `<image>` in text as
     `<image-placeholder>`; images 1 pixel wide or high are dropped with their slot). Each text chunk is
     tokenized without special tokens, BOS is prepended unless already first and EOS appended unless already
@@ -43,7 +43,7 @@ class UniFilterProcessor(ProcessorMixin):
         >>> from PIL import Image
         >>> batch = processor(images=[Image.open("cat.jpg")], text=["a cat on a sofa"])  # doctest: +SKIP
         >>> sorted(batch.keys())  # doctest: +SKIP
-        ['attention_mask', 'input_ids', 'num_images', 'pixel_values']
+        ['attention_mask', 'input_ids', 'pixel_values']
     """
 
     def __init__(
@@ -73,15 +73,14 @@ class UniFilterProcessor(ProcessorMixin):
 
     @classmethod
     def from_pretrained(cls, pretrained_model_name_or_path, **kwargs):
-        # Official LLaVA-layout checkpoints are converted in memory. The absolute import inside `try` keeps this
-        # file loadable as remote code where unifilter_hf is not installed (a relative one would be copied along).
         try:
-            from unifilter_hf.official_loading import is_official_checkpoint, load_official_processor
-        except ImportError:
             return super().from_pretrained(pretrained_model_name_or_path, **kwargs)
-        if is_official_checkpoint(pretrained_model_name_or_path, **kwargs):
-            return load_official_processor(pretrained_model_name_or_path, **kwargs)
-        return super().from_pretrained(pretrained_model_name_or_path, **kwargs)
+        except OSError as err:  # e.g. a folder of another layout, which has no processor files
+            raise OSError(
+                f"{err}\nIf {pretrained_model_name_or_path} is a checkpoint of another layout (such as an official "
+                "UniFilter checkpoint), load its processor with AutoProcessor.from_pretrained (after "
+                "`import unifilter_hf`)."
+            ) from err
 
     @property
     def image_token_id(self) -> int:
@@ -164,13 +163,15 @@ class UniFilterProcessor(ProcessorMixin):
         images: Image.Image | Sequence[Image.Image] | None = None,
         text: str | Sequence[str] | None = None,
         max_length: int | None = None,
+        return_image_counts: bool = False,
         **kwargs,
     ) -> BatchFeature:
         """Encode samples, or captions given as parallel `images` and `text`.
 
         Returns a `BatchFeature` with `input_ids` and `attention_mask` `(batch, seq)` (right-padded),
         `pixel_values` `(images, 3, H, W)` for all kept images in reading order (absent when there are
-        none) and `num_images` `(batch,)`.
+        none): exactly the model's inputs. `return_image_counts=True` adds `num_images` `(batch,)`, the images
+        of each row that survived the `max_length` cut (not a model input: drop it before calling the model).
         """
         if samples is None:
             if images is None or text is None:
@@ -200,8 +201,9 @@ class UniFilterProcessor(ProcessorMixin):
         data = {
             "input_ids": torch.tensor([r + [pad_id] * (width - len(r)) for r in rows], dtype=torch.long),
             "attention_mask": torch.tensor([[1] * len(r) + [0] * (width - len(r)) for r in rows]),
-            "num_images": torch.tensor(counts, dtype=torch.long),
         }
+        if return_image_counts:
+            data["num_images"] = torch.tensor(counts, dtype=torch.long)
         if all_images:
             data["pixel_values"] = self._pixel_values(all_images)
         return BatchFeature(data)

@@ -5,8 +5,13 @@
 - :mod:`.backends`: generators behind one interface: rule-based (offline), OpenAI-compatible HTTP,
   local transformers models.
 - :mod:`.bundled`: the bundled mini set (photographs from scikit-image / scikit-learn, our captions).
-- :mod:`.runner`: resumable generation into a folder of JSONL records + images (:mod:`.records`).
+- :mod:`.records`: ``SynthRecord``, the one record of a caption or document version (``kind`` is
+  ``"caption"`` or ``"document"``), and its JSONL form.
+- :mod:`.runner`: resumable generation into a folder of JSONL records + images (:mod:`.image_bytes`).
 - :mod:`.cli`: the ``unifilter-hf synth`` subcommand.
+- For the ``UniFilterSynthetic`` builder: :mod:`.dataset_rows` (records of a source), :mod:`.released`
+  (the released JSON layout), :mod:`.splits` (train/validation by group), :mod:`.dataset_schema`
+  (configs, features, record -> example).
 - :mod:`.shapes_world`: a procedurally generated, learnable four-level caption set (coloured shapes).
 
 Example:

@@ -26,6 +26,7 @@ from typing import Any
 from PIL import Image
 
 from .backends.base import SourceItem
+from .levels import canonical_kind
 
 
 @functools.cache
@@ -126,7 +127,7 @@ def bundled_document_items() -> list[SourceItem]:
         items.append(
             SourceItem(
                 id=f"bundled-doc/{doc['id']}",
-                kind="interleaved",
+                kind="document",
                 images=[_loader(n) for n in names],
                 reference=[s.get("text") for s in doc["slots"]],
                 image_ids=[f"bundled:{n}" for n in names],
@@ -138,12 +139,13 @@ def bundled_document_items() -> list[SourceItem]:
 
 
 def bundled_items(kind: str = "both") -> list[SourceItem]:
-    """Bundled sources of ``kind``: ``"caption"``, ``"interleaved"`` or ``"both"``."""
-    if kind not in ("caption", "interleaved", "both"):
-        raise ValueError(f"kind must be caption, interleaved or both, got {kind!r}")
+    """Bundled sources of ``kind``: ``"caption"``, ``"document"`` or ``"both"``."""
+    kind = canonical_kind(kind)
+    if kind not in ("caption", "document", "both"):
+        raise ValueError(f"kind must be caption, document or both, got {kind!r}")
     items: list[SourceItem] = []
     if kind in ("caption", "both"):
         items += bundled_caption_items()
-    if kind in ("interleaved", "both"):
+    if kind in ("document", "both"):
         items += bundled_document_items()
     return items

@@ -18,6 +18,7 @@ import argparse
 import sys
 
 from .backends.base import SourceItem, SynthesisBackend
+from .levels import KINDS, canonical_kind
 
 
 def register(subparsers) -> None:
@@ -32,7 +33,8 @@ def register(subparsers) -> None:
     src.add_argument("--images-dir", help="a folder of images (captions) or of document sub-folders")
     src.add_argument("--dataset", help="a Hub dataset id or local dataset folder (datasets.load_dataset)")
     p.add_argument("--output", "-o", required=True, help="output folder (records.jsonl, images/, ...)")
-    p.add_argument("--kind", choices=["caption", "interleaved", "both"], default=None,
+    # type= runs before choices are checked, so the old word "interleaved" still works (not shown in help)
+    p.add_argument("--kind", type=canonical_kind, choices=["caption", "document", "both"], default=None,
                    help="source kind (default: both for --bundled, caption otherwise)")
     p.add_argument("--split", default="train", help="dataset split (--dataset)")
     p.add_argument("--image-column", default="image")
@@ -72,12 +74,12 @@ def load_items(args: argparse.Namespace) -> list[SourceItem]:
     elif args.images_dir:
         from .sources import folder_items
 
-        kinds = ["caption", "interleaved"] if args.kind == "both" else [args.kind or "caption"]
+        kinds = list(KINDS) if args.kind == "both" else [args.kind or "caption"]
         items = [it for k in kinds for it in folder_items(args.images_dir, k)]
     else:
         from .sources import dataset_items
 
-        kinds = ["caption", "interleaved"] if args.kind == "both" else [args.kind or "caption"]
+        kinds = list(KINDS) if args.kind == "both" else [args.kind or "caption"]
         items = [
             it for k in kinds for it in dataset_items(
                 args.dataset, split=args.split, kind=k, image_column=args.image_column,

@@ -1,7 +1,7 @@
 """The four quality levels of UniFilter's semi-synthetic data and what each level must satisfy.
 
 The level is the training target (score = level, 0..3). The requirement texts are our own wording of the
-paper's generator instructions (SPEC.md section 4); prompts, the rule-based backend and the docs all read
+paper's generator instructions (see docs/synthesis.md); prompts, the rule-based backend and the docs all read
 them from here, so there is one definition.
 
 Example:
@@ -18,8 +18,11 @@ from typing import Literal
 
 from ..configuration_unifilter import LEVEL_NAMES as _MODEL_LEVEL_NAMES
 
-Kind = Literal["caption", "interleaved"]
-KINDS: tuple[str, ...] = ("caption", "interleaved")
+Kind = Literal["caption", "document"]
+#: The two source kinds; "document" is an interleaved image-text document, as in ``Sample.kind``.
+KINDS: tuple[str, ...] = ("caption", "document")
+# Earlier releases said "interleaved"; old records.jsonl files and call sites still use it.
+_KIND_ALIASES = {"interleaved": "document"}
 
 #: Names of levels 0..3, shared with the model's ``id2label``.
 LEVEL_NAMES: tuple[str, ...] = tuple(_MODEL_LEVEL_NAMES)
@@ -61,14 +64,24 @@ _DOCUMENT = {
 }
 
 
+def canonical_kind(kind: str) -> str:
+    """``kind`` in today's words: the deprecated ``"interleaved"`` becomes ``"document"``.
+
+    Example:
+        >>> canonical_kind("interleaved"), canonical_kind("caption")
+        ('document', 'caption')
+    """
+    return _KIND_ALIASES.get(kind, kind)
+
+
 def level_name(level: int) -> str:
     """The snake_case name of a level (``0`` -> ``"easy_negative"``)."""
     return LEVEL_NAMES[int(Level(level))]
 
 
 def requirement(level: int, kind: str) -> str:
-    """What a text of ``kind`` (``"caption"`` or ``"interleaved"``) must satisfy to be at ``level``."""
-    table = {"caption": _CAPTION, "interleaved": _DOCUMENT}.get(kind)
+    """What a text of ``kind`` (``"caption"`` or ``"document"``) must satisfy to be at ``level``."""
+    table = {"caption": _CAPTION, "document": _DOCUMENT}.get(canonical_kind(kind))
     if table is None:
         raise ValueError(f"kind must be one of {KINDS}, got {kind!r}")
     return table[int(Level(level))]

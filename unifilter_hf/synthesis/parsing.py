@@ -10,7 +10,7 @@ Example:
     >>> parse_levels('{"0": "a red bus", "1": "two dogs", "2": "a black cat", "3": "a white cat"}', "caption", 1)[3]
     'a white cat'
     >>> reply = '{"0": "x <image1>", "1": "<image1> y", "2": "z <image1>", "3": "Intro. <image1> End."}'
-    >>> parse_levels(reply, "interleaved", 1)[3]
+    >>> parse_levels(reply, "document", 1)[3]
     ['Intro.', 0, 'End.']
 """
 

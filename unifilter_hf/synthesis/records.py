@@ -1,31 +1,43 @@
-"""The JSONL record shared by ``unifilter-hf synth`` output and the ``UniFilterSynthetic`` builder.
+"""The one record of the synthetic data: ``unifilter-hf synth`` writes it, the ``UniFilterSynthetic`` builder reads it.
 
-One line per (source, level). A caption record holds ``image`` (a path relative to the output folder) and
-``text``; a document record holds OBELICS-style parallel ``images``/``texts`` lists, each slot exactly one
-of the two (the other is ``null``)::
+A :class:`SynthRecord` is one text version (one level) of one source. In memory both kinds hold parallel
+``texts``/``images`` lists, as :class:`~unifilter_hf.sample.Sample` does: a caption is ``[text]`` /
+``[image]``; a document is OBELICS slots, each exactly one of a text or an image (the other ``None``).
+Images are paths relative to the output folder in ``records.jsonl``; the builder also holds lazy loaders.
+
+One JSON line per (source, level). A caption line holds ``image`` and ``text``, a document line the
+``images``/``texts`` lists::
 
     {"id": "bundled/astronaut/L2", "group_id": "bundled/astronaut", "kind": "caption", "level": 2,
      "label": "hard_negative", "image": "images/3f2a....png", "text": "...",
      "provenance": {"generator": "rule-based", "model": null, "prompt_version": "uf-synth-v1", "seed": 0,
                     "extra": {"edits": [{"type": "color", "start": 41, "end": 47, "before": "orange",
-                                         "after": "blue"}]}}}
+                                         "after": "blue"}], "image_ids": ["bundled:astronaut"]}}}
+
+``kind`` is ``"caption"`` or ``"document"``; files written before the rename say ``"interleaved"`` and
+still read (as ``"document"``).
 
 Example:
     >>> rec = SynthRecord.caption("g/L3", "g", 3, "images/a.png", "a cat", Provenance("rule-based"))
     >>> SynthRecord.from_dict(rec.to_dict()) == rec
     True
+    >>> rec.media()
+    {'image': 'images/a.png', 'text': 'a cat'}
 """
 
 from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterator
-from dataclasses import asdict, dataclass, field
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from .levels import KINDS, level_name
+from .levels import KINDS, canonical_kind, level_name
+
+if TYPE_CHECKING:
+    from .backends.base import GenerationResult
 
 # The records file of a synthesis output folder.
 RECORDS = "records.jsonl"
@@ -33,13 +45,18 @@ RECORDS = "records.jsonl"
 
 @dataclass
 class Provenance:
-    """Where a record comes from: enough to regenerate or audit it."""
+    """Where a record comes from: enough to regenerate or audit it.
+
+    ``source`` names the folder or file the builder read the record from; the runner leaves it unset and
+    it is then not written.
+    """
 
     generator: str
     model: str | None = None
     prompt_version: str | None = None
     seed: int | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    source: str | None = None
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Provenance:
@@ -49,26 +66,31 @@ class Provenance:
             prompt_version=data.get("prompt_version"),
             seed=data.get("seed"),
             extra=dict(data.get("extra") or {}),
+            source=data.get("source"),
         )
+
+    def to_dict(self) -> dict[str, Any]:
+        out = asdict(self)
+        if out["source"] is None:  # keep records.jsonl lines as they were before the builder needed it
+            del out["source"]
+        return out
 
 
 @dataclass
 class SynthRecord:
-    """One text version (one level) of one source; see the module docstring for the JSON form."""
+    """One text version (one level) of one source; see the module docstring for both forms."""
 
     id: str
     group_id: str
     kind: str
     level: int
     provenance: Provenance
-    text: str | None = None
-    image: str | None = None
-    texts: list[str | None] | None = None
-    images: list[str | None] | None = None
+    texts: list[str | None]
+    images: list[Any]
 
     @classmethod
-    def caption(cls, id: str, group_id: str, level: int, image: str, text: str, provenance: Provenance):
-        return cls(id, group_id, "caption", level, provenance, text=text, image=image)
+    def caption(cls, id: str, group_id: str, level: int, image: Any, text: str, provenance: Provenance):
+        return cls(id, group_id, "caption", level, provenance, [text], [image])
 
     @classmethod
     def document(
@@ -77,10 +99,20 @@ class SynthRecord:
         group_id: str,
         level: int,
         texts: list[str | None],
-        images: list[str | None],
+        images: list[Any],
         provenance: Provenance,
     ):
-        return cls(id, group_id, "interleaved", level, provenance, texts=list(texts), images=list(images))
+        return cls(id, group_id, "document", level, provenance, list(texts), list(images))
+
+    @property
+    def text(self) -> str | None:
+        """A caption's text (``None`` for a document)."""
+        return self.texts[0] if self.kind == "caption" and self.texts else None
+
+    @property
+    def image(self) -> Any:
+        """A caption's image (``None`` for a document)."""
+        return self.images[0] if self.kind == "caption" and self.images else None
 
     def validate(self) -> None:
         """Raise ``ValueError`` if the record breaks the format (never write such a record)."""
@@ -88,49 +120,107 @@ class SynthRecord:
             raise ValueError(f"{self.id}: kind must be one of {KINDS}, got {self.kind!r}")
         level_name(self.level)  # raises on a level outside 0..3
         if self.kind == "caption":
-            if not self.image or not (self.text or "").strip():
+            if len(self.texts) != 1 or len(self.images) != 1 or self.image is None or not (self.text or "").strip():
                 raise ValueError(f"{self.id}: a caption record needs an image and a non-empty text")
             return
-        texts, images = self.texts or [], self.images or []
-        if len(texts) != len(images) or not texts:
+        if len(self.texts) != len(self.images) or not self.texts:
             raise ValueError(f"{self.id}: texts and images must be non-empty parallel lists")
-        for i, (t, im) in enumerate(zip(texts, images)):
+        for i, (t, im) in enumerate(zip(self.texts, self.images)):
             if (t is None) == (im is None):
                 raise ValueError(f"{self.id}: slot {i} must hold exactly one of a text or an image")
-        if all(im is None for im in images) or all(t is None for t in texts):
+        if all(im is None for im in self.images) or all(t is None for t in self.texts):
             raise ValueError(f"{self.id}: a document needs at least one text and one image")
 
     @property
-    def image_paths(self) -> list[str]:
-        """Image paths in reading order."""
+    def image_paths(self) -> list[Any]:
+        """Images in reading order."""
+        return [im for im in self.images if im is not None]
+
+    @property
+    def source_images(self) -> list[str]:
+        """Stable ids of the images this version uses (``extra["image_ids"]``, else its image paths).
+
+        The train/validation split keeps groups that share one of these together.
+        """
+        return [str(i) for i in self.provenance.extra.get("image_ids") or self.image_paths]
+
+    def media(self) -> dict[str, Any]:
+        """The Hub-style media columns: ``image``/``text`` for a caption, ``images``/``texts`` for a document."""
         if self.kind == "caption":
-            return [self.image] if self.image else []
-        return [im for im in self.images or [] if im is not None]
+            return {"image": self.image, "text": self.text}
+        return {"images": list(self.images), "texts": list(self.texts)}
+
+    def with_root(self, root: str | os.PathLike) -> SynthRecord:
+        """A copy whose relative image paths are resolved against ``root`` (an output folder)."""
+        images = [None if p is None else str(Path(root) / p) for p in self.images]
+        return replace(self, images=images)
 
     def to_dict(self) -> dict[str, Any]:
-        out: dict[str, Any] = {
+        return {
             "id": self.id,
             "group_id": self.group_id,
             "kind": self.kind,
             "level": int(self.level),
             "label": level_name(self.level),
+            **self.media(),
+            "provenance": self.provenance.to_dict(),
         }
-        if self.kind == "caption":
-            out.update(image=self.image, text=self.text)
-        else:
-            out.update(images=self.images, texts=self.texts)
-        out["provenance"] = asdict(self.provenance)
-        return out
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> SynthRecord:
         prov = Provenance.from_dict(data.get("provenance") or {})
-        kind = data.get("kind", "caption")
+        kind = canonical_kind(data.get("kind", "caption"))
         if kind == "caption":
-            return cls(data["id"], data["group_id"], kind, int(data["level"]), prov,
-                       text=data.get("text"), image=data.get("image"))
+            return cls.caption(data["id"], data["group_id"], int(data["level"]), data.get("image"),
+                               data.get("text"), prov)
         return cls(data["id"], data["group_id"], kind, int(data["level"]), prov,
-                   texts=list(data.get("texts") or []), images=list(data.get("images") or []))
+                   list(data.get("texts") or []), list(data.get("images") or []))
+
+
+def slots_to_lists(
+    slots: list[str | int], image_ref: Callable[[int], Any]
+) -> tuple[list[str | None], list[Any]]:
+    """Document slots (``str`` texts, ``int`` image indices) as parallel ``(texts, images)`` lists.
+
+    Example:
+        >>> slots_to_lists(["Intro.", 0, "End."], lambda i: f"img{i}.png")
+        (['Intro.', None, 'End.'], [None, 'img0.png', None])
+    """
+    texts = [s if isinstance(s, str) else None for s in slots]
+    images = [image_ref(s) if isinstance(s, int) else None for s in slots]
+    return texts, images
+
+
+def records_from_result(result: GenerationResult, image_ref: Callable[[int], Any]) -> list[SynthRecord]:
+    """The four records (levels 3..0) of a successful generation result.
+
+    ``image_ref(i)`` gives what a record stores for ``result.images[i]``: the runner saves the image and
+    returns its path, the builder keeps the in-memory source. ``extra["image_ids"]`` records the stable
+    ids of the images each level uses.
+
+    Example:
+        >>> # records_from_result(result, lambda i: result.images[i])[0].level -> 3
+    """
+    item = result.item
+    records = []
+    for level in (3, 2, 1, 0):
+        out = result.outputs[level]
+        extra = dict(result.provenance.extra)
+        if out.edits:
+            extra["edits"] = out.edits
+        slots = out.slots or []  # document slots: str texts and int indices into result.images
+        used = [0] if item.kind == "caption" else [s for s in slots if isinstance(s, int)]
+        if result.image_ids:
+            extra["image_ids"] = [result.image_ids[i] for i in used]
+        prov = replace(result.provenance, extra=extra)
+        rid = f"{item.id}/L{level}"
+        if item.kind == "caption":
+            rec = SynthRecord.caption(rid, item.id, level, image_ref(0), out.text, prov)
+        else:
+            rec = SynthRecord.document(rid, item.id, level, *slots_to_lists(slots, image_ref), prov)
+        rec.validate()
+        records.append(rec)
+    return records
 
 
 def read_records(path: str | os.PathLike) -> Iterator[SynthRecord]:
@@ -159,13 +249,7 @@ def record_to_sample(record: SynthRecord | dict[str, Any], root: str | os.PathLi
     from ..sample import Sample
 
     rec = record if isinstance(record, SynthRecord) else SynthRecord.from_dict(record)
-
-    def load(rel: str):
-        return load_image(Path(root) / rel)
-
-    if rec.kind == "caption":
-        sample = Sample.caption(load(rec.image), rec.text)
-    else:
-        sample = Sample.document(list(rec.texts), [None if p is None else load(p) for p in rec.images])
+    rec = rec.with_root(root)
+    sample = Sample(rec.kind, list(rec.texts), [None if p is None else load_image(p) for p in rec.images])
     sample.meta.update(id=rec.id, group_id=rec.group_id, level=rec.level)
     return sample

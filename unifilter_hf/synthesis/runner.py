@@ -21,7 +21,6 @@ Example:
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 import os
 import shutil
@@ -31,8 +30,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .backends.base import GenerationResult, SourceItem, SynthesisBackend, load_source_image
-from .records import RECORDS, SynthRecord, read_records
+from .backends.base import GenerationResult, SourceItem, SynthesisBackend
+from .image_bytes import image_bytes
+from .records import RECORDS, SynthRecord, read_records, records_from_result
 
 ERRORS = "errors.jsonl"
 MANIFEST = "manifest.json"
@@ -80,16 +80,8 @@ def save_image(src: Any, images_dir: Path) -> str:
 
     A file source keeps its original bytes (no re-encoding); anything else is written as PNG.
     """
-    if isinstance(src, str | os.PathLike) and Path(src).is_file():
-        data = Path(src).read_bytes()
-        ext = Path(src).suffix.lower() or ".img"
-    elif hasattr(src, "encoded"):  # bundled photographs: PNG bytes made once per process
-        data, ext = src.encoded(), ".png"
-    else:
-        buf = io.BytesIO()
-        load_source_image(src).save(buf, format="PNG")
-        data, ext = buf.getvalue(), ".png"
-    name = hashlib.sha256(data).hexdigest()[:20] + ext
+    data, name = image_bytes(src)
+    name = hashlib.sha256(data).hexdigest()[:20] + (Path(name).suffix.lower() or ".img")
     target = images_dir / name
     if not target.exists():
         tmp = target.with_suffix(target.suffix + ".tmp")
@@ -99,8 +91,7 @@ def save_image(src: Any, images_dir: Path) -> str:
 
 
 def result_to_records(result: GenerationResult, images_dir: Path) -> list[SynthRecord]:
-    """The four records of a successful result (images saved on the way)."""
-    item = result.item
+    """The four records of a successful result, each image saved once under ``images_dir``."""
     saved: dict[int, str] = {}
 
     def path_of(index: int) -> str:
@@ -108,32 +99,7 @@ def result_to_records(result: GenerationResult, images_dir: Path) -> list[SynthR
             saved[index] = save_image(result.images[index], images_dir)
         return saved[index]
 
-    records = []
-    for level in (3, 2, 1, 0):
-        out = result.outputs[level]
-        prov = result.provenance
-        extra = dict(prov.extra)
-        if out.edits:
-            extra["edits"] = out.edits
-        if result.image_ids:
-            extra["image_ids"] = [result.image_ids[i] for i in _image_indices(out, item)]
-        prov = type(prov)(prov.generator, prov.model, prov.prompt_version, prov.seed, extra)
-        rid = f"{item.id}/L{level}"
-        if item.kind == "caption":
-            rec = SynthRecord.caption(rid, item.id, level, path_of(0), out.text, prov)
-        else:
-            texts = [s if isinstance(s, str) else None for s in out.slots]
-            images = [path_of(s) if isinstance(s, int) else None for s in out.slots]
-            rec = SynthRecord.document(rid, item.id, level, texts, images, prov)
-        rec.validate()
-        records.append(rec)
-    return records
-
-
-def _image_indices(out, item: SourceItem) -> list[int]:
-    if item.kind == "caption":
-        return [0]
-    return [s for s in out.slots if isinstance(s, int)]
+    return records_from_result(result, path_of)
 
 
 def synthesize(

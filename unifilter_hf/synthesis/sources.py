@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from .backends.base import SourceItem
+from .levels import KINDS, canonical_kind
 
 IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff"}
 
@@ -43,6 +44,7 @@ def folder_items(folder: str | os.PathLike, kind: str = "caption") -> list[Sourc
     if not root.is_dir():
         raise FileNotFoundError(f"not a folder: {root}")
     prefix = _slug(root.resolve().name)
+    kind = canonical_kind(kind)
     if kind == "caption":
         refs = _caption_refs(root)
         items = []
@@ -53,15 +55,15 @@ def folder_items(folder: str | os.PathLike, kind: str = "caption") -> list[Sourc
             items.append(SourceItem(f"{prefix}/{_slug(rel)}", "caption", [path], reference=ref or None,
                                     image_ids=[str(path.resolve())]))
         return items
-    if kind == "interleaved":
+    if kind == "document":
         items = []
         for sub in sorted(p for p in root.iterdir() if p.is_dir()):
             images, reference = _document_folder(sub)
             if images:
-                items.append(SourceItem(f"{prefix}/{_slug(sub.name)}", "interleaved", images,
+                items.append(SourceItem(f"{prefix}/{_slug(sub.name)}", "document", images,
                                         reference=reference, image_ids=[str(p.resolve()) for p in images]))
         return items
-    raise ValueError(f"kind must be 'caption' or 'interleaved', got {kind!r}")
+    raise ValueError(f"kind must be 'caption' or 'document', got {kind!r}")
 
 
 def _caption_refs(root: Path) -> dict[str, str]:
@@ -110,6 +112,9 @@ def dataset_items(
     """
     import datasets
 
+    kind = canonical_kind(kind)
+    if kind not in KINDS:
+        raise ValueError(f"kind must be 'caption' or 'document', got {kind!r}")
     ds = datasets.load_dataset(name_or_path, split=split, **load_kwargs)
     if limit is not None:
         ds = ds.select(range(min(limit, len(ds)))) if hasattr(ds, "select") else ds.take(limit)
@@ -124,17 +129,15 @@ def dataset_items(
             src = row[image_column]
             items.append(SourceItem(sid, "caption", [src], reference=ref or None,
                                     image_ids=[_image_id(src, f"{sid}#0")]))
-        elif kind == "interleaved":
+        else:
             images, texts = list(row[images_column]), list(row.get(texts_column) or [None] * len(row[images_column]))
             srcs = [im for im in images if im is not None]
             if not srcs:
                 continue
             has_text = any(t for t in texts)
             reference = [t if im is None else None for t, im in zip(texts, images)] if has_text else None
-            items.append(SourceItem(sid, "interleaved", srcs, reference=reference,
+            items.append(SourceItem(sid, "document", srcs, reference=reference,
                                     image_ids=[_image_id(s, f"{sid}#{k}") for k, s in enumerate(srcs)]))
-        else:
-            raise ValueError(f"kind must be 'caption' or 'interleaved', got {kind!r}")
     return items
 
 

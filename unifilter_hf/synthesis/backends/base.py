@@ -25,7 +25,7 @@ from typing import Any
 
 from PIL import Image
 
-from ..levels import KINDS
+from ..levels import KINDS, canonical_kind
 from ..parsing import MalformedReply, parse_levels
 from ..prompts import PROMPT_VERSION, build_messages
 from ..records import Provenance
@@ -45,7 +45,7 @@ def load_source_image(src: ImageSource) -> Image.Image:
 class SourceItem:
     """One real source to generate four levels for.
 
-    ``reference`` is a caption (``str``) for caption items, or a document for interleaved items: a list of
+    ``reference`` is a caption (``str``) for caption items, or a document for document items: a list of
     slots where a ``str`` is a text and ``None`` stands for the next image of ``images`` in order.
     ``image_ids`` are stable identities of the images (paths, ``"bundled:astronaut"``); they keep a source
     image out of two splits and let generators tell "another image" from "this image".
@@ -60,6 +60,7 @@ class SourceItem:
     meta: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
+        self.kind = canonical_kind(self.kind)
         if self.kind not in KINDS:
             raise ValueError(f"{self.id}: kind must be one of {KINDS}, got {self.kind!r}")
         if self.kind == "caption" and len(self.images) != 1:

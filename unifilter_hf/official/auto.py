@@ -1,13 +1,13 @@
 """Load official UniFilter checkpoints (LLaVA layout) directly, converting them in memory.
 
-With this module's hooks in place, `UniFilterForQualityScoring.from_pretrained`, `AutoModel`,
+Once `register_official_auto_classes` has run (on `import unifilter_hf`), `AutoModel`,
 `AutoModelForSequenceClassification`, `AutoProcessor` and the `multimodal-quality-scoring` pipeline accept an
 official checkpoint (`model_type` `llava_qwen` / `llava_qwen3`, a local folder or a Hub id) as if it were a
-native one. The conversion is [`unifilter_hf.convert_official`]'s; run `unifilter-hf convert` once to skip
-it on later loads.
+native one. `UniFilterForQualityScoring.from_pretrained` does not: it refuses a foreign `model_type` with a
+message naming these entry points. Run `unifilter-hf convert` once to skip the conversion on later loads.
 
 Example:
-    >>> from unifilter_hf.official_loading import load_official
+    >>> from unifilter_hf.official import load_official
     >>> model, processor = load_official("weizhiwang/UniFilter-Qwen2.5-1.5B")  # doctest: +SKIP
 """
 
@@ -18,14 +18,14 @@ import os
 
 from transformers import AutoConfig, AutoModel, AutoModelForSequenceClassification, AutoProcessor, PreTrainedConfig
 
-from .convert_official import convert_official, is_official_config, read_official_config
-from .processing_unifilter import UniFilterProcessor
+from ..processing_unifilter import UniFilterProcessor
+from .conversion import convert_official
+from .layout import HUB_KWARGS, is_official_config, read_official_config
 
 logger = logging.getLogger(__name__)
 
 # Options of the conversion itself; everything else goes to `from_pretrained` (dtype, device_map, ...).
 _CONVERSION_KWARGS = ("vision_config", "allow_pickle", "caption_max_ids", "pad_to_square", "subfolder")
-_HUB_KWARGS = ("revision", "token", "cache_dir", "local_files_only", "force_download", "proxies")
 # Bookkeeping kwargs that the Auto classes and pipelines add; meaningless for an in-memory conversion.
 _DROPPED_KWARGS = ("config", "trust_remote_code", "_from_auto", "_from_pipeline", "adapter_kwargs", "code_revision")
 
@@ -73,7 +73,7 @@ def is_official_checkpoint(pretrained_model_name_or_path: str | os.PathLike | No
     config = kwargs.get("config")
     if isinstance(config, PreTrainedConfig):
         return is_official_config(config)
-    hub = {k: kwargs[k] for k in _HUB_KWARGS if k in kwargs}
+    hub = {k: kwargs[k] for k in HUB_KWARGS if k in kwargs}
     raw = read_official_config(pretrained_model_name_or_path, subfolder=kwargs.get("subfolder") or "", **hub)
     return is_official_config(raw)
 
@@ -86,7 +86,7 @@ def _split_kwargs(kwargs: dict) -> tuple[dict, dict]:
         raise ValueError("`config=` cannot be combined with an official UniFilter checkpoint: it is converted as is")
     for name in _DROPPED_KWARGS:
         kwargs.pop(name, None)
-    conversion = {k: kwargs.pop(k) for k in _CONVERSION_KWARGS + _HUB_KWARGS if k in kwargs}
+    conversion = {k: kwargs.pop(k) for k in _CONVERSION_KWARGS + HUB_KWARGS if k in kwargs}
     return conversion, kwargs
 
 

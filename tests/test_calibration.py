@@ -1,0 +1,106 @@
+"""Calibration: a monotone ordinal-logistic map from scores to level probabilities, and the ECE."""
+
+import json
+
+import numpy as np
+import pytest
+
+from unifilter_hf.calibration import (
+    calibrated_probs,
+    calibration_report,
+    expected_calibration_error,
+    fit_calibration,
+)
+
+GRID = np.linspace(-2.0, 5.0, 701)
+
+
+def _ordinal_sample(n: int, slope: float, thresholds, seed: int = 0):
+    """Scores uniform on [-1, 4] and labels drawn from a known ordinal-logistic model."""
+    rng = np.random.default_rng(seed)
+    scores = rng.uniform(-1, 4, n)
+    true = {"method": "ordinal_logistic", "slope": slope, "thresholds": list(thresholds)}
+    probs = calibrated_probs(scores, true)
+    labels = (rng.random(n)[:, None] > np.cumsum(probs, axis=1)).sum(axis=1)
+    return scores, labels, probs
+
+
+@pytest.fixture(scope="module")
+def noisy():
+    rng = np.random.default_rng(3)
+    labels = rng.integers(0, 4, 3000)
+    scores = 0.8 * labels + rng.normal(0, 0.7, 3000) + 0.3  # a shifted, squeezed, noisy regressor
+    return scores, labels, fit_calibration(scores, labels)
+
+
+def test_fit_recovers_a_known_ordinal_model():
+    scores, labels, _ = _ordinal_sample(20000, 2.0, [1.0, 3.0, 5.5])
+    cal = fit_calibration(scores, labels)
+    assert cal["method"] == "ordinal_logistic" and cal["num_examples"] == 20000
+    assert cal["slope"] == pytest.approx(2.0, rel=0.05)
+    assert cal["thresholds"] == pytest.approx([1.0, 3.0, 5.5], abs=0.15)
+
+
+def test_stored_map_is_json_and_monotone(noisy):
+    _, _, cal = noisy
+    assert json.loads(json.dumps(cal)) == cal  # goes into config.json as is
+    assert cal["slope"] > 0 and np.all(np.diff(cal["thresholds"]) > 0)
+    probs = calibrated_probs(GRID, cal)
+    at_least = np.cumsum(probs[:, ::-1], axis=1)[:, ::-1]  # P(level >= k), k = 0..3
+    assert np.all(np.diff(at_least, axis=0) >= -1e-12)  # non-decreasing in the score, for every k
+    expected = probs @ np.arange(4)
+    assert np.all(np.diff(expected) > 0)
+    assert probs[0].argmax() == 0 and probs[-1].argmax() == 3
+
+
+def test_probabilities_are_distributions(noisy):
+    _, _, cal = noisy
+    probs = calibrated_probs(np.r_[GRID, -1e6, 1e6], cal)
+    assert probs.shape == (len(GRID) + 2, 4)
+    assert np.all(probs >= 0) and np.allclose(probs.sum(axis=1), 1.0)
+    failed = calibrated_probs([np.nan, np.inf, 1.0], cal)  # failed rows (NaN / inf scores) stay failed
+    assert np.isnan(failed[:2]).all() and np.isfinite(failed[2]).all()
+
+
+def test_well_separated_levels_are_recovered():
+    rng = np.random.default_rng(7)
+    labels = rng.integers(0, 4, 2000)
+    scores = 0.5 * labels + 1.0 + rng.normal(0, 0.05, 2000)  # miscentred, but separable
+    cal = fit_calibration(scores, labels)
+    probs = calibrated_probs(scores, cal)
+    assert np.array_equal(probs.argmax(axis=1), labels)
+    assert np.median(probs.max(axis=1)) > 0.95
+
+
+def test_calibration_fixes_a_miscalibrated_regressor(noisy):
+    scores, labels, cal = noisy
+    # Raw rounded scores give one-hot "probabilities": confident and often wrong. Calibrated ones are honest.
+    raw = np.eye(4)[np.floor(np.clip(scores, 0, 3) + 0.5).astype(int)]
+    raw_ece = expected_calibration_error(raw, labels)
+    report = calibration_report(scores, labels, cal)
+    assert raw_ece > 0.2 and report["ece"] < 0.03
+    assert report["nll"] == pytest.approx(cal["nll"], rel=1e-6)
+
+
+def test_ece_perfect_vs_miscalibrated():
+    labels = [0] * 7 + [1] * 3
+    assert expected_calibration_error(np.array([[0.7, 0.1, 0.1, 0.1]] * 10), labels) == 0.0
+    # 97% confident but 70% right: ECE = 0.27.
+    assert expected_calibration_error(np.array([[0.97, 0.01, 0.01, 0.01]] * 10), labels) == pytest.approx(0.27)
+    # Two bins weighted by their size: 3/4 * |1 - 0.95| + 1/4 * |0 - 0.45| (unweighted it would be 0.25).
+    probs = np.array([[0.95, 0.05, 0, 0]] * 3 + [[0.45, 0.35, 0.2, 0]])
+    assert expected_calibration_error(probs, [0, 0, 0, 1]) == pytest.approx(0.75 * 0.05 + 0.25 * 0.45)
+    # Labels drawn from the probabilities themselves: calibrated up to sampling noise.
+    _, labels, probs = _ordinal_sample(20000, 2.0, [1.0, 3.0, 5.5], seed=1)
+    assert expected_calibration_error(probs, labels) < 0.02
+
+
+def test_bad_inputs_are_rejected():
+    with pytest.raises(ValueError):
+        fit_calibration([1.0, 2.0], [0, 4])
+    with pytest.raises(ValueError):
+        fit_calibration([np.nan], [0])
+    with pytest.raises(ValueError):
+        calibrated_probs([1.0], {"method": "ordinal_logistic", "slope": -1.0, "thresholds": [0, 1, 2]})
+    with pytest.raises(ValueError):
+        calibrated_probs([1.0], {"method": "isotonic"})
