@@ -1,4 +1,4 @@
-"""The `unifilter-hf` command: `demo`, `score`, `convert`, `synth`.
+"""The `unifilter-hf` command: `demo`, `score`, `convert`, `synth`, `train`.
 
 Example:
     $ unifilter-hf demo --output out/demo
@@ -119,9 +119,11 @@ def build_parser() -> argparse.ArgumentParser:
     score.set_defaults(func=_score)
 
     from .synthesis.cli import register as register_synth
+    from .training.cli import register as register_train
 
     _add_convert(sub)
     register_synth(sub)
+    register_train(sub)
     return parser
 
 

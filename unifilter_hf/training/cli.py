@@ -1,10 +1,12 @@
 """The ``train`` subcommand: ``unifilter-hf train CONFIG [--key value ...]``.
 
 Every ``--key value`` overrides the recipe (any field of the data, model or ``TrainingArguments`` groups);
-``--push_to_hub REPO`` uploads the checkpoint, processor and card at the end.
+``--push_to_hub REPO`` uploads the checkpoint, processor and card at the end; ``--dry_run`` only parses the
+recipe and builds the model on the meta device (no weights, no data, no GPU needed).
 
 Example:
     $ unifilter-hf train recipes/quickstart/train.yaml --output_dir out/quickstart --seed 1
+    $ unifilter-hf train recipes/unifilter-qwen2.5-1.5b/train.yaml --output_dir out/big --dry_run
 """
 
 from __future__ import annotations
@@ -19,6 +21,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     if args and not args[0].startswith("-"):
         args = ["--config", *args]
+    if "--dry_run" in args:  # validate the recipe only: parse, build on the meta device, count parameters
+        from .dry_run import dry_run
+
+        dry_run([a for a in args if a != "--dry_run"])
+        return 0
     from .run import train
 
     summary = train(args)

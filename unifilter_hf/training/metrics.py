@@ -27,7 +27,9 @@ def predicted_scores(predictions) -> np.ndarray:
 
 def per_edit_accuracy(scores: np.ndarray, labels: np.ndarray, edits: Sequence[str]) -> dict[str, float]:
     """Four-level accuracy of the rows whose ``edit`` includes each edit type (level 2: one edit, 1: several)."""
-    preds = np.rint(np.clip(scores, 0, 3)).astype(int)
+    from ..quality_metrics import predicted_levels
+
+    preds = predicted_levels(scores)
     out = {}
     for kind in EDIT_TYPES:
         rows = [i for i, e in enumerate(edits) if kind in str(e).split("+")]
