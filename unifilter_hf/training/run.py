@@ -33,12 +33,18 @@ logger = logging.getLogger(__name__)
 
 def train(argv: Sequence[str] | None = None) -> dict[str, Any]:
     """Parse ``argv`` (``--config recipe.yaml`` and overrides), train, evaluate, save; return a summary."""
-    data_args, model_args, train_args = parse_train_args(argv)
-    return run_training(data_args, model_args, train_args, recipe=_config_path(argv))
+    import sys
+
+    args = list(sys.argv[1:] if argv is None else argv)
+    recipe = args[args.index("--config") + 1] if "--config" in args else None
+    overrides = [a for k, a in enumerate(args) if a != "--config" and (k == 0 or args[k - 1] != "--config")]
+    data_args, model_args, train_args = parse_train_args(args)
+    return run_training(data_args, model_args, train_args, recipe=recipe, overrides=overrides)
 
 
 def run_training(data_args: DataArguments, model_args: UniFilterModelConfig,
-                 train_args: UniFilterTrainingArguments, recipe: str | None = None) -> dict[str, Any]:
+                 train_args: UniFilterTrainingArguments, recipe: str | None = None,
+                 overrides: Sequence[str] | None = None) -> dict[str, Any]:
     """The run for already-parsed arguments (see :func:`train`)."""
     check_can_push(train_args.push_repo)  # before any expensive step
     started = time.perf_counter()
@@ -77,11 +83,15 @@ def run_training(data_args: DataArguments, model_args: UniFilterModelConfig,
         "steps": trainer.state.global_step, "train_loss": train_result.training_loss,
         "data_seconds": round(data_s, 1), "train_seconds": round(train_s, 1),
         "total_seconds": round(time.perf_counter() - started, 1),
+        "loss_curve": [[h["step"], h["loss"]] for h in trainer.state.log_history if "loss" in h],
+        "overrides": list(overrides or []),
     }
     report["run"] = summary
     if trainer.is_world_process_zero():
         write_metrics(report, out)
         recipe_text = Path(recipe).read_text() if recipe and Path(recipe).is_file() else ""
+        if overrides:
+            recipe_text += "\n# command-line overrides: " + " ".join(overrides)
         card_facts = _card_facts(data_args, model_args, train_args, final, summary)
         render_card(train_args.push_repo or out.name, recipe or "-", recipe_text, report, card_facts).save(
             out / "README.md")
@@ -127,10 +137,3 @@ def _card_facts(data_args, model_args, train_args, model, summary) -> dict[str, 
         "base_models": [m for m in (model_args.model_name_or_path, model_args.vision_weights,
                                     model_args.text_weights) if m],
     }
-
-
-def _config_path(argv: Sequence[str] | None) -> str | None:
-    import sys
-
-    args = list(sys.argv[1:] if argv is None else argv)
-    return args[args.index("--config") + 1] if "--config" in args else None
