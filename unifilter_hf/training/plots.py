@@ -70,7 +70,8 @@ def plot_training_curve(log_history: Sequence[dict], path: str | Path) -> Path:
             ax2.legend(loc="upper right")
     ax.set_xlabel("step")
     ax.set_ylabel("loss")
-    ax.legend(loc="upper left")
+    if train or evals:  # a run shorter than logging_steps has nothing to draw
+        ax.legend(loc="upper left")
     ax.set_title("training curve")
     return _save(fig, path)
 
