@@ -14,7 +14,7 @@ def joint_rows():
     ds = build_synthetic("joint", source="bundled")["train"]
     kinds = ds["kind"]
     # a few captions and a few documents, mixed
-    picks = [kinds.index("caption"), kinds.index("interleaved")]
+    picks = [kinds.index("caption"), kinds.index("document")]
     picks += [i for i, k in enumerate(kinds) if i not in picks][:4]
     return [ds[i] for i in picks]
 
@@ -22,7 +22,7 @@ def joint_rows():
 def test_joint_rows_become_processor_batches_with_labels(tiny, joint_rows):
     _, processor = tiny
     batch = QualityCollator(processor)(joint_rows)
-    assert {r["kind"] for r in joint_rows} == {"caption", "interleaved"}
+    assert {r["kind"] for r in joint_rows} == {"caption", "document"}
     # the processor is the only path: same ids and pixels as encoding the samples directly
     samples = []
     for row in joint_rows:
