@@ -1,0 +1,8 @@
+"""``python -m unifilter_hf.training CONFIG [--key value ...]``, e.g. under ``accelerate launch -m``."""
+
+import sys
+
+from .cli import main
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,48 @@
+"""The model card of a trained checkpoint, rendered from ``model_cards/trained_checkpoint.md``.
+
+Example:
+    >>> card = render_card(model_id="me/x", recipe="r.yaml", recipe_text="loss: mse", report={},
+    ...                    summary={"dataset": "shapes_world"})  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from huggingface_hub import ModelCard, ModelCardData
+
+TEMPLATE = Path(__file__).resolve().parent.parent.parent / "model_cards" / "trained_checkpoint.md"
+_SCALARS = ("eval_accuracy", "eval_macro_f1", "eval_spearman", "eval_pairwise_accuracy", "eval_loss", "eval_ece")
+
+
+def _fmt(value: Any) -> str:
+    return f"{value:.4f}" if isinstance(value, float) else str(value)
+
+
+def render_card(model_id: str, recipe: str, recipe_text: str, report: dict, summary: dict) -> ModelCard:
+    """A ``ModelCard`` with the validation metrics, confusion matrix, data provenance and recipe.
+
+    ``summary`` holds the run facts (dataset, sizes, loss, parameter counts, ...); missing keys print as "-".
+    """
+    quality = report.get("quality_metrics", {})
+    metrics = [(k, _fmt(report[k])) for k in _SCALARS if report.get(k) is not None]
+    per_level = quality.get("mean_score_per_level") or {}
+    items = per_level.items() if isinstance(per_level, dict) else enumerate(per_level)
+    metrics += [(f"mean score, level {k}", _fmt(float(v))) for k, v in items if v is not None]
+    data = ModelCardData(
+        license="apache-2.0", library_name="transformers", pipeline_tag="image-text-to-text",
+        tags=["unifilter", "unifilter-hf", "data-filtering", "multimodal-quality-scoring"],
+        base_model=summary.get("base_models") or None,
+        datasets=[summary["dataset_id"]] if summary.get("dataset_id") else None,
+    )
+    context = {k: summary.get(k, "-") for k in (
+        "dataset", "dataset_description", "loss", "total_params", "trainable_params", "finetuning", "vision",
+        "text", "num_image_tokens", "learning_rate", "scheduler", "warmup", "steps", "train_rows",
+        "num_validation", "from_scratch")}
+    return ModelCard.from_template(
+        data, template_path=str(TEMPLATE), model_id=model_id, recipe=recipe, recipe_text=recipe_text.strip(),
+        metrics=metrics, per_edit=[(k, _fmt(v)) for k, v in report.get("eval_accuracy_per_edit", {}).items()],
+        confusion=quality.get("confusion_matrix", []), calibrated="calibration" in report,
+        ece=_fmt(report.get("eval_ece")), **context,
+    )

@@ -1,0 +1,36 @@
+"""The training and validation splits: the generated shapes world, or the four-level synthetic builder.
+
+Example:
+    >>> from unifilter_hf.training.arguments import DataArguments
+    >>> dd = load_training_data(DataArguments(train_scenes=2, validation_scenes=1), seed=0)  # doctest: +SKIP
+    >>> dd["train"].num_rows, dd["validation"].num_rows  # doctest: +SKIP
+    (8, 4)
+"""
+
+from __future__ import annotations
+
+import datasets
+
+from .arguments import DataArguments
+
+
+def load_training_data(args: DataArguments, seed: int = 0) -> datasets.DatasetDict:
+    """A ``DatasetDict`` with ``train`` and ``validation`` splits of builder-schema rows."""
+    if args.dataset == "shapes_world":
+        from ..synthesis.shapes_world import shapes_world_dataset
+
+        gen_seed = seed + args.data_seed_offset
+        options = {"seed": gen_seed, "image_size": args.image_size, "blank_images": args.blank_images}
+        dd = datasets.DatasetDict({
+            "train": shapes_world_dataset(args.train_scenes, split="train", **options),
+            "validation": shapes_world_dataset(args.validation_scenes, split="validation", **options),
+        })
+    else:
+        from ..datasets_builder import build_synthetic
+
+        dd = build_synthetic(args.dataset_config, source=args.dataset, image_folder=args.image_folder, seed=seed,
+                             validation_fraction=args.validation_fraction)
+    for split, limit in (("train", args.max_train_samples), ("validation", args.max_eval_samples)):
+        if limit is not None and dd[split].num_rows > limit:
+            dd[split] = dd[split].select(range(limit))
+    return dd
