@@ -108,10 +108,12 @@ def test_push_uploads_checkpoint_processor_and_card(pushed_run, tmp_path):
     _, files, kwargs = calls[1]
     assert kwargs["repo_id"] == REPO and kwargs["folder_path"] == str(out)
     assert kwargs["commit_message"] == "Upload UniFilter checkpoint trained with unifilter-hf"
-    # exactly what save_pretrained writes for the model and processor, plus the run's artefacts
-    model = UniFilterForQualityScoring.from_pretrained(out)
-    model.save_pretrained(tmp_path)
-    UniFilterProcessor.from_pretrained(out).save_pretrained(tmp_path)
+    # exactly what a scoring checkpoint holds (model, processor, pipeline code), plus the run's artefacts
+    from unifilter_hf.pipeline_unifilter import save_scoring_checkpoint
+
+    save_scoring_checkpoint(UniFilterForQualityScoring.from_pretrained(out), UniFilterProcessor.from_pretrained(out),
+                            tmp_path)
+    assert "pipeline_unifilter.py" in files
     expected = {p.name for p in tmp_path.iterdir()} | {
         "README.md", "metrics.json", "confusion_matrix.png", "score_distribution.png", "training_curve.png"}
     assert set(files) == expected

@@ -17,6 +17,7 @@ from typing import Any
 
 import torch
 
+from ..pipeline_unifilter import save_scoring_checkpoint
 from .arguments import DataArguments, UniFilterModelConfig, UniFilterTrainingArguments, parse_train_args
 from .card import render_card
 from .collator import QualityCollator
@@ -73,8 +74,8 @@ def run_training(data_args: DataArguments, model_args: UniFilterModelConfig,
     if "calibration" in report:
         final.config.calibration = report["calibration"]
     if trainer.is_world_process_zero():
-        final.save_pretrained(out)
-        processor.save_pretrained(out)
+        # With the pipeline code, so the checkpoint runs as a pipeline where unifilter-hf is not installed.
+        save_scoring_checkpoint(final.eval(), processor, out)
         _write_artefacts(out, report, scores, labels, trainer.state.log_history)
     summary = {
         "dataset": data_args.dataset, "loss": train_args.loss, "pairwise_weight": train_args.pairwise_weight,
