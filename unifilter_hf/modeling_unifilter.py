@@ -205,8 +205,13 @@ class UniFilterForQualityScoring(UniFilterPreTrainedModel):
         batch, length = inputs_embeds.shape[:2]
         if attention_mask is None:
             attention_mask = torch.ones(batch, length, dtype=torch.long, device=inputs_embeds.device)
-        # Positions count real tokens only, so a row's result does not depend on how it is padded.
-        position_ids = (attention_mask.long().cumsum(-1) - 1).clamp(min=0)
+        # Positions count real tokens only, so a row's result does not depend on how it is padded. Right
+        # padding continues counting (those positions are never read): repeated positions would read as
+        # packed sequences to transformers' masking and bring back a full mask.
+        if decoder_mask is None:
+            position_ids = torch.arange(length, device=inputs_embeds.device).expand(batch, -1)
+        else:
+            position_ids = (attention_mask.long().cumsum(-1) - 1).clamp(min=0)
         hidden = self.language_model(
             inputs_embeds=inputs_embeds,
             attention_mask=decoder_mask,
