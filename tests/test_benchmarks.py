@@ -13,7 +13,8 @@ BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
 
 RESULT_FIELDS = {
     "size", "set", "path", "batch_size", "samples", "seconds", "seconds_all", "samples_per_s", "tokens_per_s",
-    "gflop_per_sample", "gflop_per_s", "peak_ratio", "padding_waste", "split", "speedup", "max_score_diff",
+    "gflop_per_sample", "gflop_per_s", "peak_ratio", "padding_waste", "split", "speedup", "speedup_best",
+    "seconds_best", "peaks_all", "max_score_diff",
     "skipped",
 }
 
