@@ -31,5 +31,5 @@ lint: $(STAMP)
 clean:
 	rm -rf $(VENV) out
 
-bench: $(STAMP)
-	$(BIN)/python benchmarks/scoring_throughput.py
+bench: $(STAMP)  # a few minutes on 2 cores: the table, and out/bench_scoring.json
+	$(BIN)/python benchmarks/bench_scoring.py --json out/bench_scoring.json

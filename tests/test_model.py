@@ -115,6 +115,26 @@ def test_left_padding_gives_the_same_scores(tiny):
     assert torch.allclose(right, left, atol=1e-5)
 
 
+def test_right_padded_batches_reach_the_decoder_without_a_padding_mask(tiny):
+    """No mask and strictly counting positions: transformers then builds no seq x seq mask (a repeated
+    position would read as packed sequences and bring a full mask back); left padding keeps its mask."""
+    model, proc = tiny
+    batch = proc(_samples())
+    seen = []
+    hook = model.language_model.register_forward_pre_hook(lambda mod, args, kw: seen.append(kw), with_kwargs=True)
+    try:
+        with torch.no_grad():
+            model(**batch)
+            model(input_ids=batch["input_ids"].flip(-1), attention_mask=batch["attention_mask"].flip(-1),
+                  pixel_values=batch["pixel_values"])
+    finally:
+        hook.remove()
+    right, left = seen
+    assert right["attention_mask"] is None
+    assert (right["position_ids"] == torch.arange(batch["input_ids"].shape[1])).all()
+    assert left["attention_mask"] is not None
+
+
 def test_image_token_id_may_lie_past_the_embedding_matrix(tiny):
     model, proc = tiny
     assert model.config.image_token_id >= model.get_input_embeddings().num_embeddings

@@ -157,3 +157,13 @@ def test_transparent_pixels_become_white_as_on_every_input_path():
     rgba.putalpha(0)  # fully transparent: only the fill shows
     px = tiny_processor()(images=[rgba], text=["x"])["pixel_values"][0]
     assert torch.allclose(px, torch.ones_like(px))  # white -> (1 - 0.5) / 0.5
+
+
+def test_sequence_lengths_are_the_real_positions_of_the_batch():
+    proc = tiny_processor()
+    samples = [Sample.caption(photo("chelsea"), CAPTION), _doc(), Sample.document(["Only text."], [None])]
+    batch = proc(samples)
+    assert proc.sequence_lengths(samples) == batch["attention_mask"].sum(-1).tolist()
+    cut = proc(samples, max_length=40)["attention_mask"].sum(-1).tolist()
+    assert proc.sequence_lengths(samples, max_length=40) == [min(n, 40) for n in batch["attention_mask"].sum(-1)]
+    assert max(cut) <= 40

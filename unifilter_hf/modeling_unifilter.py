@@ -192,6 +192,8 @@ class UniFilterForQualityScoring(UniFilterPreTrainedModel):
         """
         if (input_ids is None) == (inputs_embeds is None):
             raise ValueError("pass exactly one of input_ids or inputs_embeds")
+        # Checked before any image work is queued, so that on accelerators the host waits for nothing.
+        decoder_mask = None if attention_mask is None or self._right_padded(attention_mask) else attention_mask
         if inputs_embeds is None:
             image_mask = self.get_placeholder_mask(input_ids)
             inputs_embeds = self.embed_text(input_ids, image_mask)
@@ -203,11 +205,16 @@ class UniFilterForQualityScoring(UniFilterPreTrainedModel):
         batch, length = inputs_embeds.shape[:2]
         if attention_mask is None:
             attention_mask = torch.ones(batch, length, dtype=torch.long, device=inputs_embeds.device)
-        # Positions count real tokens only, so a row's result does not depend on how it is padded.
-        position_ids = (attention_mask.long().cumsum(-1) - 1).clamp(min=0)
+        # Positions count real tokens only, so a row's result does not depend on how it is padded. Right
+        # padding continues counting (those positions are never read): repeated positions would read as
+        # packed sequences to transformers' masking and bring back a full mask.
+        if decoder_mask is None:
+            position_ids = torch.arange(length, device=inputs_embeds.device).expand(batch, -1)
+        else:
+            position_ids = (attention_mask.long().cumsum(-1) - 1).clamp(min=0)
         hidden = self.language_model(
             inputs_embeds=inputs_embeds,
-            attention_mask=attention_mask,
+            attention_mask=decoder_mask,
             position_ids=position_ids,
             use_cache=False,
             **kwargs,
@@ -226,6 +233,18 @@ class UniFilterForQualityScoring(UniFilterPreTrainedModel):
             else:
                 loss = nn.functional.cross_entropy(logits.float(), labels.long().view(-1))
         return QualityScoringOutput(loss=loss, logits=logits, scores=scores)
+
+    @staticmethod
+    def _right_padded(attention_mask: torch.Tensor) -> bool:
+        """True when every row is its real tokens then padding: the plain causal mask then suffices.
+
+        Under causal attention a real token sees only earlier positions, all real when the padding is on the
+        right, so its result is the same without the padding mask; padded positions get values nobody reads
+        (pooling takes the last real token). Without a mask, attention kernels skip the upper triangle (half
+        the score matrix) and nothing of size `seq x seq` is built.
+        """
+        mask = attention_mask.bool()
+        return bool((mask[:, 1:] <= mask[:, :-1]).all()) if mask.shape[-1] > 1 else True
 
     def logits_to_scores(self, logits: torch.Tensor) -> torch.Tensor:
         """The 0..3-scale score: the regression output, or the expected level of a classification head."""

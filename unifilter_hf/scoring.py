@@ -125,24 +125,45 @@ def records_from_logits(
     ]
 
 
-def batch_plan(lengths: Sequence[int], batch_size: int) -> list[list[int]]:
-    """Indices grouped into micro-batches of `batch_size`, shortest rows first, so padding stays small.
+def batch_plan(lengths: Sequence[int], batch_size: int, max_padding: float | None = None) -> list[list[int]]:
+    """Indices grouped into micro-batches of at most `batch_size`, shortest rows first, so padding stays small.
+
+    With `max_padding`, a micro-batch also ends before a row that would make its padded positions exceed
+    its real ones by more than that fraction: rows of very different lengths (documents) are not padded to
+    each other, and a long row then often runs alone, where the decoder needs no padding mask at all.
 
     Example:
         >>> batch_plan([30, 5, 20, 6], batch_size=2)
         [[1, 3], [2, 0]]
+        >>> batch_plan([30, 5, 20, 6], batch_size=4, max_padding=0.1)
+        [[1, 3], [2], [0]]
     """
     order = sorted(range(len(lengths)), key=lambda i: lengths[i])
-    return [order[start : start + batch_size] for start in range(0, len(order), batch_size)]
+    plan: list[list[int]] = []
+    real = 0
+    for i in order:
+        full = bool(plan) and len(plan[-1]) >= batch_size
+        # Sorted ascending: the new row is the longest, so the batch would pad every row to its length.
+        padded_over = (
+            max_padding is not None and bool(plan)
+            and (len(plan[-1]) + 1) * lengths[i] > (1 + max_padding) * (real + lengths[i])
+        )
+        if not plan or full or padded_over:
+            plan.append([])
+            real = 0
+        plan[-1].append(i)
+        real += lengths[i]
+    return plan
 
 
 class QualityScorer:
     """Scores samples or dataset rows with a UniFilter model, batch by batch, never failing a whole batch.
 
     Rows inside one call are read concurrently (image URLs are fetched in parallel threads), then sorted by
-    estimated length (image tokens + text) into micro-batches of `batch_size` (`batch_plan`), so padding
-    stays small; results come back in input order and do not depend on batching. A row that cannot be read,
-    or whose micro-batch fails in the model, gets a NaN score and a reason.
+    length (image tokens + text tokens) into micro-batches of `batch_size` (`batch_plan`), a micro-batch
+    ending early where padding would exceed `max_padding`, so padding stays small; results come back in
+    input order and do not depend on batching. A row that cannot be read, or whose micro-batch fails in the
+    model, gets a NaN score and a reason.
 
     Args:
         model: a `UniFilterForQualityScoring` (moved to `device` if given).
@@ -151,6 +172,9 @@ class QualityScorer:
         columns: a `ColumnMap` (or dict) naming the row columns; detected from the first row otherwise.
         max_images / image_timeout / on_image_error: passed to `row_layouts.to_sample`.
         read_workers: threads that read rows (fetch and decode images) at once.
+        max_padding: most padded positions per real one in a micro-batch beyond which it ends early (None:
+            batches of `batch_size` whatever the lengths). Padding costs decoder time, and a row alone lets
+            the decoder skip the padding mask (causal attention computes half the score matrix).
     """
 
     def __init__(
@@ -165,6 +189,7 @@ class QualityScorer:
         image_timeout: float = 10.0,
         on_image_error: ImageErrorPolicy = "fail_if_all",
         read_workers: int = 8,
+        max_padding: float | None = 0.1,
     ):
         if batch_size < 1:
             raise ValueError(f"batch_size must be at least 1, got {batch_size}")
@@ -174,6 +199,7 @@ class QualityScorer:
         self.columns = None if columns is None else ColumnMap.coerce(columns)
         self.row_options = {"max_images": max_images, "timeout": image_timeout, "on_image_error": on_image_error}
         self.read_workers = read_workers
+        self.max_padding = max_padding
 
     @classmethod
     def from_pretrained(cls, name_or_path: str | None = None, *, device: str | None = None, **kwargs):
@@ -233,11 +259,21 @@ class QualityScorer:
     def score_samples(self, samples: Sequence[Sample]) -> list[ScoreRecord]:
         """Score samples in length-sorted micro-batches (`batch_plan`); results in input order."""
         records: list[ScoreRecord | None] = [None] * len(samples)
-        lengths = [self.estimated_length(s) for s in samples]
-        for chunk in batch_plan(lengths, self.batch_size):
+        lengths = self.sequence_lengths(samples)
+        for chunk in batch_plan(lengths, self.batch_size, self.max_padding):
             for i, record in zip(chunk, self._score_batch([samples[i] for i in chunk])):
                 records[i] = record
         return records
+
+    def sequence_lengths(self, samples: Sequence[Sample]) -> list[int]:
+        """Positions each sample will take: exact from the processor, else `estimated_length`."""
+        exact = getattr(self.processor, "sequence_lengths", None)  # a processor of older remote code lacks it
+        if exact is not None:
+            try:
+                return exact(samples)
+            except Exception as err:  # noqa: BLE001 - planning only: a bad row fails later, in its own batch
+                logger.debug("exact lengths failed (%s); estimating", err)
+        return [self.estimated_length(s) for s in samples]
 
     def estimated_length(self, sample: Sample) -> int:
         """Tokens a sample will take, roughly: image tokens plus ~4 characters per text token."""
