@@ -23,14 +23,14 @@ import glob
 import json
 import os
 import tarfile
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
 
-__all__ = ["Shard", "SourceError", "open_source", "undecode_images"]
+__all__ = ["Shard", "SourceError", "chunked", "open_source", "undecode_images"]
 
 _PARQUET = (".parquet",)
 _JSONL = (".jsonl", ".json", ".jsonl.gz")
@@ -150,13 +150,14 @@ class Shard:
                 return features.arrow_schema
         # JSONL (or a streamed dataset without features): unify the types seen over one streaming pass.
         schema = None
-        for chunk in _chunks(self.rows(), _CHUNK):
+        for chunk in chunked(self.rows(), _CHUNK):
             seen = pa.Table.from_pylist(chunk).schema
             schema = seen if schema is None else pa.unify_schemas([schema, seen], promote_options="permissive")
         return schema or pa.schema([])
 
 
-def _chunks(rows, size: int) -> Iterator[list]:
+def chunked(rows: Iterable, size: int) -> Iterator[list]:
+    """Consecutive lists of `size` items (the last may be shorter), pulled lazily from `rows`."""
     chunk: list = []
     for row in rows:
         chunk.append(row)

@@ -128,11 +128,21 @@ class UniFilterProcessor(ProcessorMixin):
             rows.append(ids)
         return rows
 
+    def _prompt_ids(self, samples: Sequence[Sample], prompts: Sequence[str]) -> list[list[int]]:
+        """Unspliced ids per sample, with the optional official caption cut applied."""
+        rows = self._unspliced_ids(prompts)
+        if self.caption_max_ids:
+            rows = [ids[: self.caption_max_ids] if s.kind == "caption" else ids for s, ids in zip(samples, rows)]
+        return rows
+
+    def _spliced_length(self, ids: list[int]) -> int:
+        """Positions `ids` take once every image slot is expanded to its image-token block."""
+        return len(ids) + ids.count(_IMAGE_SLOT) * (self.num_image_tokens - 1)
+
     def _splice(self, ids: list[int], max_length: int) -> tuple[list[int], int]:
         """Expand image slots to image-token blocks and cut to `max_length`; returns (ids, images kept)."""
         block = [self.image_token_id] * self.num_image_tokens
-        spliced_len = len(ids) + ids.count(_IMAGE_SLOT) * (self.num_image_tokens - 1)
-        if spliced_len > max_length:
+        if self._spliced_length(ids) > max_length:
             # Keep whole blocks only, and always keep the final token: the model pools on it.
             budget, kept = max_length - 1, []
             for tok in ids[:-1]:
@@ -154,12 +164,7 @@ class UniFilterProcessor(ProcessorMixin):
         """
         max_length = max_length or self.max_length
         prompts = [self.format_prompt(s)[0] for s in samples]
-        lengths = []
-        for sample, ids in zip(samples, self._unspliced_ids(prompts)):
-            if sample.kind == "caption" and self.caption_max_ids:
-                ids = ids[: self.caption_max_ids]
-            lengths.append(min(max_length, len(ids) + ids.count(_IMAGE_SLOT) * (self.num_image_tokens - 1)))
-        return lengths
+        return [min(max_length, self._spliced_length(ids)) for ids in self._prompt_ids(samples, prompts)]
 
     def pixel_values(self, images: list[Image.Image]) -> torch.Tensor:
         """The image step alone: images -> `(images, 3, H, W)` model pixels (RGB, optional square pad, SigLIP).
@@ -205,9 +210,7 @@ class UniFilterProcessor(ProcessorMixin):
 
         prompts, row_images = zip(*(self.format_prompt(s) for s in samples)) if samples else ((), ())
         rows, all_images, counts = [], [], []
-        for sample, ids, imgs in zip(samples, self._unspliced_ids(prompts), row_images):
-            if sample.kind == "caption" and self.caption_max_ids:
-                ids = ids[: self.caption_max_ids]
+        for ids, imgs in zip(self._prompt_ids(samples, prompts), row_images):
             spliced, kept = self._splice(ids, max_length)
             rows.append(spliced)
             all_images.extend(imgs[:kept])

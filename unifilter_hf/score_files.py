@@ -34,9 +34,12 @@ def check_output(path: str | os.PathLike) -> str:
 
 def load_table(source: str, *, config: str | None = None, split: str = "train", revision: str | None = None):
     """A `datasets.Dataset` from a file, a folder of shards, a glob or a Hub dataset id; images undecoded."""
+    return _load(source, _data_files(source), config=config, split=split, revision=revision)
+
+
+def _load(source: str, files: list[str] | None, *, config: str | None, split: str, revision: str | None):
     import datasets
 
-    files = _data_files(source)
     if files is not None:
         builders = {_READERS[Path(f).suffix.lower()] for f in files}
         if len(builders) > 1:
@@ -94,10 +97,10 @@ def score_table(
     from .filtering import UniFilterKeep, unifilter_score
 
     writer = check_output(output)
-    _data_files(source)  # a missing input fails before the model loads, the model before the data is read
+    files = _data_files(source)  # a missing input fails before the model loads, the model before data is read
     score = unifilter_score(**settings)
     score.scorer  # noqa: B018 - load the model first: a wrong --model fails before the data is read
-    ds = load_table(source, config=config, split=split, revision=revision)
+    ds = _load(source, files, config=config, split=split, revision=revision)
     batch_size = score.settings.batch_size
     ds = ds.map(score, batched=True, batch_size=batch_size * 4, load_from_cache_file=False)
     errors = sum(1 for e in ds["unifilter_error"] if e)

@@ -19,10 +19,10 @@ from __future__ import annotations
 
 import time
 from collections import deque
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 
-from ..dataset_io import Shard, document_view
+from ..dataset_io import Shard, chunked, document_view
 from ..row_layouts import ColumnMap, SchemaError
 from ..scoring import ScoreRecord
 from .decoding import ERROR_FIELD, decode_window, unpack
@@ -95,17 +95,6 @@ def shrink_spec(processor) -> tuple[int, int, int] | None:
     return spec if torch.equal(full, shrunk) else None
 
 
-def _windows(rows: Iterator[dict], size: int) -> Iterator[list[dict]]:
-    window: list[dict] = []
-    for row in rows:
-        window.append(row)
-        if len(window) == size:
-            yield window
-            window = []
-    if window:
-        yield window
-
-
 def score_shard(
     scorer,
     shard: Shard,
@@ -146,7 +135,7 @@ def score_shard(
             progress.update(len(views))
 
     position = 0
-    for rows in _windows(shard.rows(), window):
+    for rows in chunked(shard.rows(), window):
         in_flight.add(len(rows))
         views = [document_view(r) for r in rows] if shard.format == "webdataset" else rows
         for row in views:
