@@ -276,6 +276,12 @@ def test_settings_are_honoured_or_refused(default_model, count_scored):
     assert (len(low), len(high)) == (3, 0)
     with pytest.raises(TypeError, match="unknown UniFilter setting"):
         ds.filter(unifilter_keep, fn_kwargs={"treshold": 1.0}, batched=True)
+    # settings that change how rows are read reach the scorer too, not only the threshold
+    lost_all = datasets.Dataset.from_list([{"texts": ["Intro.", None], "images": [None, "no/such/file.jpg"]}])
+    strict = lost_all.map(unifilter_score, batched=True)["unifilter_error"][0]
+    lenient = lost_all.map(unifilter_score, fn_kwargs={"on_image_error": "score_rest"}, batched=True)
+    assert strict.startswith("document: all images failed") and lenient["unifilter_error"][0] == ""
+    assert lenient["unifilter_images_dropped"][0] == 1
 
     before = sum(count_scored)
     for batched in (True, False):

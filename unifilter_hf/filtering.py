@@ -143,7 +143,11 @@ class _UniFilterCallable:
         if config:  # `ds.filter(unifilter_keep, fn_kwargs={"threshold": 0.1})`: honoured, not ignored
             key = json.dumps(config, sort_keys=True, default=repr)
             if key not in self._configured:
-                self._configured[key] = self._derived({"model": self.scorer, **config})
+                # The loaded model is shared; reading and batching follow the configured settings.
+                settings = self.settings.replace(**config)
+                scorer = self.scorer.with_options(**settings.scorer_options())
+                self._configured[key] = self._derived({**config, "model": scorer,
+                                                       "fingerprint": self.model_identity()})
             return self._configured[key](batch, indices)
         return self._apply(batch, self._columns_for(batch))
 
@@ -151,8 +155,6 @@ class _UniFilterCallable:
         model = config.pop("model", self._model)
         processor = config.pop("processor", self._processor)
         fingerprint = config.pop("fingerprint", self._fingerprint if model is self._model else None)
-        if isinstance(model, QualityScorer) and model is self._scorer:
-            fingerprint = fingerprint or self.model_identity()
         return type(self)(model, processor=processor, fingerprint=fingerprint,
                           settings=self.settings.replace(**config))
 

@@ -225,6 +225,18 @@ class QualityScorer:
     def device(self) -> torch.device:
         return self.model.device
 
+    def with_options(self, *, batch_size: int, max_images: int | None, image_timeout: float,
+                     on_image_error: ImageErrorPolicy) -> QualityScorer:
+        """This scorer, or one sharing its model and processor with other reading and batching options."""
+        row_options = {"max_images": max_images, "timeout": image_timeout, "on_image_error": on_image_error}
+        if batch_size == self.batch_size and row_options == self.row_options:
+            return self
+        return QualityScorer(
+            self.model, self.processor, batch_size=batch_size, columns=self.columns, max_images=max_images,
+            image_timeout=image_timeout, on_image_error=on_image_error, read_workers=self.read_workers,
+            max_padding=self.max_padding,
+        )
+
     def score_rows(
         self, rows: Sequence[Mapping], columns: ColumnMap | Mapping[str, str] | None = None
     ) -> list[ScoreRecord]:
