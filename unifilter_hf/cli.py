@@ -1,4 +1,4 @@
-"""The `unifilter-hf` command: `demo`, `score`, `convert`, `synth`, `train`, `curate` (argument wiring only).
+"""The `unifilter-hf` command: `demo`, `score`, `convert`, `synth`, `train`, `curate`, `report` (argument wiring only).
 
 Wrong arguments and inputs end with one line on stderr naming the fix and exit status 2; `--debug` shows the
 traceback instead.
@@ -149,12 +149,14 @@ def build_parser() -> argparse.ArgumentParser:
     score.set_defaults(func=_score)
 
     from .curation.cli import register as register_curate
+    from .report.cli import register as register_report
     from .synthesis.cli import register as register_synth
     from .training.cli import register as register_train
 
     _add_convert(sub)
     register_synth(sub)
     register_curate(sub)
+    register_report(sub)
     register_train(sub)
     for command in sub.choices.values():
         command.add_argument("--debug", action="store_true", help="show the traceback of an error")

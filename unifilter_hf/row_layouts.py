@@ -229,7 +229,7 @@ def to_sample(
         sample = _caption(row[cols.image], row[cols.text], text_is_json=is_json, load=load)
     elif cols.schema == "document":
         slots = _obelics_slots(row[cols.texts], row[cols.images])
-        if row.get("kind") == "caption" and [s[0] for s in slots] == ["image", "text"]:
+        if reads_as_caption(row, cols):
             sample = _caption(slots[0][2], slots[1][1], text_is_json=False, load=load)
         else:
             sample = _assemble(slots, [], load, max_images, on_image_error)
@@ -314,6 +314,24 @@ def _as_list(value: Any, what: str) -> list:
     if value is None:
         raise SampleError(f"document: {what} is missing (None)")
     raise SampleError(f"document: {what} must be a list, got {type(value).__name__}")
+
+
+def reads_as_caption(row: Mapping[str, Any], columns: ColumnMap) -> bool:
+    """Whether :func:`to_sample` reads this row as a caption: the caption layout, or a document-layout row of
+    the joint config (``kind`` caption, one image then one text).
+
+    Example:
+        >>> row = {"kind": "caption", "texts": [None, "a cat"], "images": [b"x", None]}
+        >>> reads_as_caption(row, ColumnMap.detect(row)), reads_as_caption({**row, "kind": None}, ColumnMap.detect(row))
+        (True, False)
+    """
+    if columns.schema != "document" or row.get("kind") != "caption":
+        return columns.schema == "caption"
+    try:
+        slots = _obelics_slots(row.get(columns.texts), row.get(columns.images))
+        return [s[0] for s in slots] == ["image", "text"]
+    except SampleError:
+        return False
 
 
 def _obelics_slots(texts: Any, images: Any) -> list[_Slot]:

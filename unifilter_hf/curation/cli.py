@@ -53,6 +53,8 @@ def register(sub) -> None:
     p.add_argument("--gpus-per-actor", type=float)
     p.add_argument("--quiet", action="store_true", default=None)
     p.add_argument("--overwrite", action="store_true", default=None, help="delete --output and start over")
+    p.add_argument("--no-report", dest="report", action="store_false", default=None,
+                   help="skip report/report.html (write it later with `unifilter-hf report DIR`)")
     p.set_defaults(func=run)
 
 

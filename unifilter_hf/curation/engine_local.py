@@ -23,7 +23,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from ..dataset_io import Shard, chunked, document_view
-from ..row_layouts import ColumnMap, SchemaError
+from ..row_layouts import ColumnMap, SchemaError, reads_as_caption
 from ..scoring import ScoreRecord
 from .decoding import ERROR_FIELD, decode_window, unpack
 from .manifest import Layout
@@ -54,14 +54,14 @@ class ShardResult:
 
 
 def row_kind(row: Mapping, columns: ColumnMap | None) -> str:
-    """``caption`` or ``document`` (OBELICS and mmc4) from the column names; ``unknown`` when undetectable."""
+    """``caption`` or ``document`` (OBELICS and mmc4), as the row is read; ``unknown`` when undetectable."""
     if ERROR_FIELD in row:
         return "unknown"
     try:
-        schema = columns.schema if columns is not None else ColumnMap.detect(map(str, row.keys())).schema
+        columns = columns if columns is not None else ColumnMap.detect(map(str, row.keys()))
     except SchemaError:
         return "unknown"
-    return "caption" if schema == "caption" else "document"
+    return "caption" if reads_as_caption(row, columns) else "document"
 
 
 def shrink_spec(processor) -> tuple[int, int, int] | None:
@@ -154,7 +154,9 @@ def score_shard(
     while pending:
         finish()
     write_sidecar(layout.sidecar(shard.name), sidecar_table(shard.name, indices, keys, kinds, records))
-    return ShardResult(shard.name, position, time.perf_counter() - start, in_flight.peak)
+    result = ShardResult(shard.name, position, time.perf_counter() - start, in_flight.peak)
+    layout.log_timing(result.shard, result.rows, result.seconds)
+    return result
 
 
 def run_local(scorer, shards: list[Shard], layout: Layout, *, columns, window: int, workers: int, progress):

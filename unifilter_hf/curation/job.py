@@ -7,6 +7,7 @@ Steps, each resumable (a killed job restarted with the same command finishes wit
 3. ``selection.json``: the global plan (threshold or top-fraction cuts) computed from all sidecars.
 4. ``rejected/<shard>.parquet`` then ``curated/<shard>.parquet``; skipped when present for the same plan.
 5. ``summary.json``: counts, error reasons, score quantiles, model, settings, throughput.
+6. ``report/report.html`` and its figures (:mod:`unifilter_hf.report`), unless ``report=False``.
 
 Example:
     >>> from unifilter_hf.curation import CurateConfig, curate
@@ -182,7 +183,22 @@ def curate(config: CurateConfig, *, scorer=None) -> dict:
         },
     })
     write_json_atomic(layout.summary, summary)
+    report = _write_report(layout, scorer, config) if config.report else None
     if not config.quiet:
         print(format_table(summary))
         print(f"wrote {Path(config.output) / 'curated'} ({summary['total']['kept']} rows kept)")
+        if report:
+            print(f"wrote {report}")
     return summary
+
+
+def _write_report(layout: Layout, scorer, config: CurateConfig) -> Path | None:
+    """The HTML report; a failure is a warning, never the end of a job whose results are already written."""
+    from ..report import write_report
+
+    try:
+        return write_report(layout.root, scorer=scorer, device=config.device)
+    except Exception as err:  # noqa: BLE001 - the curated data is done; the report can be written again
+        logger.warning("the report could not be written (%s: %s); retry with `unifilter-hf report %s`",
+                       type(err).__name__, err, layout.root)
+        return None

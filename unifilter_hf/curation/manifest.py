@@ -38,6 +38,7 @@ class Layout:
         self.rejected = self.root / "rejected"
         self.selection = self.root / "selection.json"
         self.summary = self.root / "summary.json"
+        self.timings = self.root / "timings.jsonl"
 
     def sidecar(self, shard: str) -> Path:
         return self.sidecars / f"{shard}.parquet"
@@ -47,6 +48,15 @@ class Layout:
 
     def rejected_file(self, shard: str) -> Path:
         return self.rejected / f"{shard}.parquet"
+
+    def log_timing(self, shard: str, rows: int, seconds: float) -> None:
+        """Append one scored shard's time to ``timings.jsonl`` (one short line: an atomic append).
+
+        Kept out of the sidecars, whose bytes must not depend on how long a run took.
+        """
+        line = json.dumps({"shard": shard, "rows": rows, "seconds": round(seconds, 6)}) + "\n"
+        with open(self.timings, "a") as fh:
+            fh.write(line)
 
     def make(self) -> None:
         for folder in (self.root, self.sidecars, self.curated, self.rejected):

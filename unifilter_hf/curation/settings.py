@@ -49,6 +49,7 @@ class CurateConfig:
     gpus_per_actor: float = 0.0
     quiet: bool = False
     overwrite: bool = False
+    report: bool = True  # write report/report.html at the end (unifilter_hf.report)
     extra: dict = field(default_factory=dict)  # free-form notes from a recipe (kept in the manifest)
 
     def __post_init__(self) -> None:
