@@ -11,6 +11,7 @@ import argparse
 import logging
 import sys
 
+from ..hub import add_push_flags
 from .settings import CurateConfig, CurationError, load_recipe
 
 _RECIPE_SUFFIXES = (".yaml", ".yml")
@@ -53,6 +54,9 @@ def register(sub) -> None:
     p.add_argument("--gpus-per-actor", type=float)
     p.add_argument("--quiet", action="store_true", default=None)
     p.add_argument("--overwrite", action="store_true", default=None, help="delete --output and start over")
+    add_push_flags(p, license=True)
+    p.add_argument("--push-scores-only", action="store_true", default=None,
+                   help="with --push-to-hub: upload the score sidecars, not the curated rows")
     p.set_defaults(func=run)
 
 

@@ -49,6 +49,12 @@ class CurateConfig:
     gpus_per_actor: float = 0.0
     quiet: bool = False
     overwrite: bool = False
+    # Publishing (never part of the scoring identity): see unifilter_hf.hub and docs/hub.md
+    push_to_hub: str | None = None
+    private: bool = False
+    hub_revision: str | None = None
+    push_scores_only: bool = False
+    license: str | None = None
     extra: dict = field(default_factory=dict)  # free-form notes from a recipe (kept in the manifest)
 
     def __post_init__(self) -> None:
