@@ -142,7 +142,6 @@ def test_push_fails_fast_offline_before_any_data(monkeypatch, tmp_path, capsys):
 
 def test_push_fails_fast_without_token(monkeypatch, tmp_path):
     import unifilter_hf.hub as hub
-
     import unifilter_hf.training.run as run
 
     monkeypatch.setattr(run, "load_training_data", lambda *a, **k: pytest.fail("data loaded before the check"))
