@@ -33,6 +33,9 @@ def pushed_run(tmp_path_factory):
     def create_repo(self, repo_id, **kwargs):
         calls.append(("create_repo", repo_id, kwargs))
 
+    def create_branch(self, repo_id, **kwargs):
+        calls.append(("create_branch", repo_id, kwargs))
+
     def upload_folder(self, **kwargs):
         files = sorted(str(p.relative_to(kwargs["folder_path"])) for p in Path(kwargs["folder_path"]).rglob("*")
                        if p.is_file())
@@ -41,10 +44,12 @@ def pushed_run(tmp_path_factory):
 
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(HfApi, "create_repo", create_repo)
+        mp.setattr(HfApi, "create_branch", create_branch)
         mp.setattr(HfApi, "upload_folder", upload_folder)
         mp.setenv("HF_HUB_OFFLINE", "0")
         mp.setenv("HF_TOKEN", "hf_test_token_not_real")
-        summary = train(["--config", QUICKSTART, "--output_dir", str(out), *SHORT, "--push_to_hub", REPO])
+        summary = train(["--config", QUICKSTART, "--output_dir", str(out), *SHORT, "--push_to_hub", REPO,
+                         "--hub_private_repo", "true", "--hub_revision", "exp1"])
     return out, summary, calls
 
 
@@ -103,11 +108,17 @@ def test_artefacts_and_card(pushed_run):
 
 def test_push_uploads_checkpoint_processor_and_card(pushed_run, tmp_path):
     out, _, calls = pushed_run
-    assert [c[0] for c in calls] == ["create_repo", "upload_folder"]
-    assert calls[0][1] == REPO and calls[0][2]["exist_ok"] is True
+    assert [c[0] for c in calls] == ["create_repo", "create_branch", "upload_folder"]
+    assert calls[0][1] == REPO and calls[0][2] == {"repo_type": "model", "private": True, "exist_ok": True}
+    assert calls[1][1] == REPO and calls[1][2] == {"branch": "exp1", "repo_type": "model", "exist_ok": True}
+    calls = [c for c in calls if c[0] != "create_branch"]
     _, files, kwargs = calls[1]
     assert kwargs["repo_id"] == REPO and kwargs["folder_path"] == str(out)
-    assert kwargs["commit_message"] == "Upload UniFilter checkpoint trained with unifilter-hf"
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert kwargs["commit_message"] == (
+        f"unifilter-hf train: recipe {QUICKSTART}, loss mse, 40 steps, {metrics['run']['train_rows']} train rows: "
+        f"eval_accuracy={metrics['eval_accuracy']:.4f}")
+    assert kwargs["revision"] == "exp1"
     # exactly what a scoring checkpoint holds (model, processor, pipeline code), plus the run's artefacts
     from unifilter_hf.pipeline_unifilter import save_scoring_checkpoint
 
@@ -130,7 +141,7 @@ def test_push_fails_fast_offline_before_any_data(monkeypatch, tmp_path, capsys):
 
 
 def test_push_fails_fast_without_token(monkeypatch, tmp_path):
-    import unifilter_hf.training.hub as hub
+    import unifilter_hf.hub as hub
     import unifilter_hf.training.run as run
 
     monkeypatch.setattr(run, "load_training_data", lambda *a, **k: pytest.fail("data loaded before the check"))

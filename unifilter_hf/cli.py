@@ -1,4 +1,4 @@
-"""The `unifilter-hf` command: `demo`, `score`, `convert`, `synth`, `train`, `curate`, `report` (argument wiring only).
+"""The `unifilter-hf` command: `demo`, `score`, `convert`, `synth`, `train`, `curate`, `report`, `push`.
 
 Wrong arguments and inputs end with one line on stderr naming the fix and exit status 2; `--debug` shows the
 traceback instead.
@@ -89,14 +89,19 @@ def _add_convert(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--revision", help="Hub revision of SRC")
     parser.add_argument("--source-id", help="Hub id to name in the model card when SRC is a local copy")
     parser.add_argument("--overwrite", action="store_true", help="replace the files of a non-empty DST")
+    from .hub import add_push_flags
+
+    add_push_flags(parser)
     parser.set_defaults(func=_convert)
 
 
 def _convert(args: argparse.Namespace) -> int:
     from pathlib import Path
 
+    from .hub import check_can_push, push_checkpoint
     from .official import OFFICIAL_CAPTION_MAX_IDS, convert_official_checkpoint
 
+    check_can_push(args.push_to_hub)  # before any download or conversion
     dst = Path(args.dst)
     if dst.is_dir() and any(dst.iterdir()) and not args.overwrite:
         raise UsageError(f"{dst} is not empty: choose an empty folder, or pass --overwrite to replace its files")
@@ -111,6 +116,12 @@ def _convert(args: argparse.Namespace) -> int:
         revision=args.revision,
     )
     print(f"converted {args.src} -> {dst}")
+    if args.push_to_hub:
+        revision = f" (revision {args.revision})" if args.revision else ""
+        url = push_checkpoint(dst, args.push_to_hub, private=bool(args.private), revision=args.hub_revision,
+                              commit_message=f"unifilter-hf convert: official {args.src}{revision} -> native "
+                              "unifilter checkpoint (weights renamed, not retrained)")
+        print(f"pushed: {url}")
     return 0
 
 
@@ -149,6 +160,7 @@ def build_parser() -> argparse.ArgumentParser:
     score.set_defaults(func=_score)
 
     from .curation.cli import register as register_curate
+    from .hub import register as register_push
     from .report.cli import register as register_report
     from .synthesis.cli import register as register_synth
     from .training.cli import register as register_train
@@ -158,6 +170,7 @@ def build_parser() -> argparse.ArgumentParser:
     register_curate(sub)
     register_report(sub)
     register_train(sub)
+    register_push(sub)
     for command in sub.choices.values():
         command.add_argument("--debug", action="store_true", help="show the traceback of an error")
     return parser
@@ -182,10 +195,17 @@ def _one_line(err: BaseException) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from .hub import PushError
+
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     try:
         return args.func(args)
+    except PushError as err:  # offline, no token, unknown folder, refused by the Hub: before or after the work
+        if args.debug:
+            raise
+        print(f"unifilter-hf {args.command}: error: {_one_line(err)}", file=sys.stderr)
+        return 2
     except Exception as err:
         if args.debug:
             raise

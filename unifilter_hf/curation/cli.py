@@ -11,6 +11,7 @@ import argparse
 import logging
 import sys
 
+from ..hub import add_push_flags
 from .settings import CurateConfig, CurationError, load_recipe
 
 _RECIPE_SUFFIXES = (".yaml", ".yml")
@@ -55,6 +56,9 @@ def register(sub) -> None:
     p.add_argument("--overwrite", action="store_true", default=None, help="delete --output and start over")
     p.add_argument("--no-report", dest="report", action="store_false", default=None,
                    help="skip report/report.html (write it later with `unifilter-hf report DIR`)")
+    add_push_flags(p, license=True)
+    p.add_argument("--push-scores-only", action="store_true", default=None,
+                   help="with --push-to-hub: upload the score sidecars, not the curated rows")
     p.set_defaults(func=run)
 
 

@@ -22,7 +22,9 @@ import time
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
+from ..dataset_cards import write_curation_card
 from ..dataset_io import SourceError, open_source
+from ..hub import check_can_push, push_curation_run
 from .manifest import MANIFEST_VERSION, Layout, check_or_write_manifest, read_json, write_json_atomic
 from .outputs import write_shard_outputs
 from .report import Progress, format_table, summarize
@@ -100,6 +102,7 @@ def curate(config: CurateConfig, *, scorer=None) -> dict:
     ``scorer`` (a :class:`~unifilter_hf.scoring.QualityScorer`) replaces ``config.model`` for the local engine.
     """
     started = time.perf_counter()
+    check_can_push(config.push_to_hub)  # before the source, the model or any file: one line, exit 2
     if not config.output:
         raise CurationError("no output folder: pass --output DIR")
     if config.source is None:
@@ -184,11 +187,16 @@ def curate(config: CurateConfig, *, scorer=None) -> dict:
     })
     write_json_atomic(layout.summary, summary)
     report = _write_report(layout, scorer, config) if config.report else None
+    write_curation_card(layout.root, license=config.license)  # README.md (links the report's histogram)
     if not config.quiet:
         print(format_table(summary))
         print(f"wrote {Path(config.output) / 'curated'} ({summary['total']['kept']} rows kept)")
         if report:
             print(f"wrote {report}")
+    if config.push_to_hub:
+        url = push_curation_run(layout.root, config.push_to_hub, scores_only=config.push_scores_only,
+                                private=config.private, revision=config.hub_revision, license=config.license)
+        print(f"pushed: {url}")
     return summary
 
 

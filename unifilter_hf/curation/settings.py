@@ -50,6 +50,12 @@ class CurateConfig:
     quiet: bool = False
     overwrite: bool = False
     report: bool = True  # write report/report.html at the end (unifilter_hf.report)
+    # Publishing (never part of the scoring identity): see unifilter_hf.hub and docs/hub.md
+    push_to_hub: str | None = None
+    private: bool = False
+    hub_revision: str | None = None
+    push_scores_only: bool = False
+    license: str | None = None
     extra: dict = field(default_factory=dict)  # free-form notes from a recipe (kept in the manifest)
 
     def __post_init__(self) -> None:

@@ -2,7 +2,7 @@
 
 Modules: ``arguments`` (YAML + CLI via TRL's parser), ``data``, ``collator``, ``losses``, ``sampler``,
 ``trainer``, ``model_setup`` (build, freeze, LoRA), ``metrics``, ``report`` (validation + calibration),
-``plots``, ``card``, ``hub``, ``run`` (one run end to end), ``cli``.
+``plots``, ``card``, ``run`` (one run end to end), ``cli``.
 
 Example:
     >>> from unifilter_hf.training import quality_loss

@@ -17,12 +17,12 @@ from typing import Any
 
 import torch
 
+from ..hub import check_can_push, push_checkpoint
 from ..pipeline_unifilter import save_scoring_checkpoint
 from .arguments import DataArguments, UniFilterModelConfig, UniFilterTrainingArguments, parse_train_args
 from .card import render_card
 from .collator import QualityCollator
 from .data import load_training_data
-from .hub import check_can_push, push_checkpoint
 from .metrics import make_compute_metrics
 from .model_setup import apply_lora, build_model, build_processor, parameter_counts
 from .plots import plot_confusion_matrix, plot_score_distribution, plot_training_curve
@@ -97,8 +97,19 @@ def run_training(data_args: DataArguments, model_args: UniFilterModelConfig,
         render_card(train_args.push_repo or out.name, recipe or "-", recipe_text, report, card_facts).save(
             out / "README.md")
         if train_args.push_repo:
-            print(f"pushed: {push_checkpoint(out, train_args.push_repo)}")
+            url = push_checkpoint(out, train_args.push_repo, private=bool(train_args.hub_private_repo),
+                                  revision=train_args.hub_revision, commit_message=_commit_message(recipe, report))
+            print(f"pushed: {url}")
     return {"metrics": report, **summary}
+
+
+def _commit_message(recipe: str | None, report: dict) -> str:
+    """``unifilter-hf train: recipe R, loss mse, 40 steps, 64 train rows: eval_accuracy=0.8125``."""
+    run = report.get("run", {})
+    accuracy = report.get("eval_accuracy")
+    return (f"unifilter-hf train: recipe {recipe or '-'}, loss {run.get('loss')}, {run.get('steps')} steps, "
+            f"{run.get('train_rows')} train rows: eval_accuracy="
+            + (f"{accuracy:.4f}" if isinstance(accuracy, float) else str(accuracy)))
 
 
 def _write_artefacts(out: Path, report: dict, scores, labels, log_history) -> None:
