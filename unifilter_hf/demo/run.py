@@ -79,6 +79,7 @@ def _print(line: str, echo: Callable[[str], None] | None) -> None:
 def run_demo(output: str | Path = "out/demo", *, fresh: bool = False, sizes: DemoSizes | None = None,
              user: str = "<your-name>", echo: Callable[[str], None] | None = None) -> dict:
     """Run the four stages under ``output``; returns the summary also written to ``OUT/demo_summary.json``."""
+    recipe = find_recipe()  # before anything is written
     _quiet_libraries()
     sizes = sizes or DemoSizes()
     out = Path(output)
@@ -86,7 +87,6 @@ def run_demo(output: str | Path = "out/demo", *, fresh: bool = False, sizes: Dem
         shutil.rmtree(out)
     stamps = out / ".demo"
     stamps.mkdir(parents=True, exist_ok=True)
-    recipe = find_recipe()
     started = time.perf_counter()
     summary: dict = {"output": str(out), "sizes": asdict(sizes), "stages": {}, "top_fraction": TOP_FRACTION}
 
