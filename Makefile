@@ -1,5 +1,6 @@
-# Two entry points for a fresh clone: `make demo` and `make test`. Each creates .venv, installs the CPU
-# torch wheel first (any other torch spec pulls a multi-GB CUDA build), then this package.
+# Two entry points for a fresh clone: `make demo` (make data, train a scorer, curate, report) and `make test`.
+# Each creates .venv, installs the CPU torch wheel first (any other torch spec pulls a multi-GB CUDA build),
+# then this package.
 PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
@@ -18,7 +19,7 @@ $(STAMP): setup.cfg pyproject.toml
 
 install: $(STAMP)
 
-demo: $(STAMP)
+demo: $(STAMP)  # offline, ~10 min on 2 CPU cores: data, train the quickstart model, curate, report (docs/quickstart.md)
 	$(BIN)/unifilter-hf demo --output out/demo
 
 test: $(STAMP)

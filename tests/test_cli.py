@@ -1,29 +1,23 @@
-"""The `unifilter-hf` command as a user runs it: demo and score."""
+"""The `unifilter-hf` command as a user runs it: demo arguments and score."""
 
-import math
-import statistics
 import subprocess
 import sys
 
 import datasets
+import pytest
 
 from tests.badrows import image_dict, jpeg
-from unifilter_hf.cli import main
+from unifilter_hf.cli import build_parser, main
 
 
-def test_demo_runs_offline_end_to_end(tmp_path, capsys):
-    assert main(["demo", "--output", str(tmp_path)]) == 0
-    out = capsys.readouterr().out
-    assert "TINY RANDOM model" in out
-    for kind in ("caption", "document"):
-        scored = datasets.Dataset.from_parquet(str(tmp_path / f"{kind}_scores.parquet"))
-        kept = datasets.Dataset.from_parquet(str(tmp_path / f"{kind}_kept.parquet"))
-        assert sorted(set(scored["level"])) == [0, 1, 2, 3]
-        assert all(e == "" and math.isfinite(s) for e, s in zip(scored["unifilter_error"], scored["unifilter_score"]))
-        median = statistics.median(scored["unifilter_score"])  # the demo's default cut for a random model
-        assert set(kept["id"]) == {i for i, s in zip(scored["id"], scored["unifilter_score"]) if s >= median}
-        assert 0 < len(kept) < len(scored)
-    assert (tmp_path / "synthetic" / "records.jsonl").exists()
+def test_demo_command_arguments(capsys):
+    """The demo's options (its run is tested in tests/test_demo.py): --output and --fresh; --quick is hidden."""
+    with pytest.raises(SystemExit):
+        main(["demo", "--help"])
+    text = capsys.readouterr().out
+    assert "--output" in text and "--fresh" in text and "--quick" not in text
+    args = build_parser().parse_args(["demo"])
+    assert (args.output, args.fresh, args.quick) == ("out/demo", False, False)
 
 
 def test_score_command_filters_a_parquet_file(tmp_path, model_dir):

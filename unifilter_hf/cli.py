@@ -16,14 +16,14 @@ import sys
 
 
 def _demo(args: argparse.Namespace) -> int:
-    from .demo import format_summary, run_demo
+    from .demo import DemoError, DemoSizes, run_demo
 
-    print("unifilter-hf demo: scoring the bundled four-level set with a TINY RANDOM model (offline).")
-    print("The scores below exercise the real pipeline but carry no meaning; use a trained checkpoint")
-    print("(e.g. --model weizhiwang/UniFilter-Qwen2.5-1.5B with `unifilter-hf score`) for real curation.\n")
-    summary = run_demo(args.output, threshold=args.threshold, seed=args.seed)
-    print(format_summary(summary))
-    print(f"\nwrote {args.output}/synthetic (four-level set), *_scores.parquet and *_kept.parquet")
+    print("unifilter-hf demo: four-level data -> train the quickstart scorer -> curate a mixed pool -> publish "
+          f"(offline, CPU; output in {args.output}{', rebuilt from scratch' if args.fresh else ''})")
+    try:
+        run_demo(args.output, fresh=args.fresh, sizes=DemoSizes.quick() if args.quick else None)
+    except DemoError as err:
+        raise UsageError(str(err)) from None
     return 0
 
 
@@ -136,10 +136,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="unifilter-hf", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
 
-    demo = sub.add_parser("demo", help="offline end-to-end run on the bundled set (tiny random model)")
-    demo.add_argument("--output", default="out/demo")
-    demo.add_argument("--threshold", type=float, default=None, help="default: each set's median score")
-    demo.add_argument("--seed", type=int, default=0)
+    demo = sub.add_parser("demo", help="offline end to end: make data, train a scorer, curate a pool, publish")
+    demo.add_argument("--output", default="out/demo", help="folder for everything (default: out/demo)")
+    demo.add_argument("--fresh", action="store_true", help="rebuild everything instead of reusing data and model")
+    demo.add_argument("--quick", action="store_true", help=argparse.SUPPRESS)  # tests: tiny sizes, 2 steps
     demo.set_defaults(func=_demo)
 
     score = sub.add_parser("score", help="score (and optionally filter) a table: file, folder of shards, Hub id")
