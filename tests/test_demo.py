@@ -4,16 +4,20 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from pathlib import Path
 
+import numpy as np
 import pyarrow.parquet as pq
 import pytest
+from PIL import Image
 from transformers import pipeline
 
 from unifilter_hf.cli import main
 from unifilter_hf.curation import CurateConfig, curate
 from unifilter_hf.demo import DemoSizes, run_demo
 from unifilter_hf.demo.pool import DEFECTS, POOL_FILE, build_pool, level_means, write_shapes_world
+from unifilter_hf.report.browser import find_chromium, probe, screenshot
 
 FIXTURE_MODEL = Path(__file__).parent / "fixtures" / "quickstart-shapes"
 
@@ -56,8 +60,9 @@ def test_demo_writes_every_artefact(demo_run):
     for key, defect in broken.items():
         assert DEFECTS[defect] in errors[key] or "all images failed to load" in errors[key], (defect, errors[key])
     assert first["stages"]["curation"]["total"]["errors"] == len(broken)
-    scored = sum(1 for r in pool if not r["defect"])
-    assert len(kept) == math.floor(0.25 * scored)  # the top fraction of the scorable rows
+    for kind in ("caption", "document"):  # the top fraction of each kind's scorable rows
+        scored = sum(1 for r in pool if not r["defect"] and r["kind"] == kind)
+        assert sum(r["kind"] == kind for r in kept) == math.floor(0.25 * scored), kind
     assert {"level", "kind", "unifilter_score"} <= set(kept[0])
 
     # the push commands name each Hub-ready folder
@@ -98,16 +103,32 @@ def test_demo_fresh_rebuilds_and_changed_recipe_settings_retrain(demo_run, tmp_p
 
 
 def test_demo_report_artifacts(demo_run):
-    """The report written by `curate` at the end of every job (lands with the report work; fails until then)."""
-    out = demo_run[0]
+    """The report and the dataset card that `curate` writes at the end of the demo's curation."""
+    out, first = demo_run[0], demo_run[1]
     report = out / "curation" / "report" / "report.html"
-    assert report.is_file(), "curate wrote no report"
+    assert first["report"] == str(report)
     html = report.read_text()
-    pngs = sorted({part.split('"')[0] for part in html.split('src="')[1:] if part.split('"')[0].endswith(".png")})
-    assert pngs, "the report references no PNG"
-    for name in pngs:
-        assert (report.parent / name).is_file(), name
-    assert (out / "curation" / "README.md").is_file(), "curate wrote no dataset card"
+    pngs = sorted(set(re.findall(r'src="([\w.]+\.png)"', html)))
+    assert pngs == ["errors_by_reason.png", "kept_fraction.png", "level_distribution.png", "score_histogram.png",
+                    "throughput.png"]
+    assert all((report.parent / name).stat().st_size > 5000 for name in pngs)
+    assert html.count('alt="image slot"') >= 8 and '<section id="examples">' in html
+    card = (out / "curation" / "README.md").read_text()
+    assert "report/score_histogram.png" in card and "curated/*.parquet" in card
+
+
+@pytest.mark.skipif(find_chromium() is None, reason="no Chromium (.ci/run installs Debian's chromium)")
+def test_demo_report_renders_plots_and_thumbnails_in_chromium(demo_run, tmp_path):
+    report = demo_run[0] / "curation" / "report" / "report.html"
+    seen = probe(report)
+    figures = [i for i in seen["images"] if i["alt"] != "image slot"]
+    thumbs = [i for i in seen["images"] if i["alt"] == "image slot"]
+    assert len(figures) == 5 and len(thumbs) >= 8 and seen["network"] == []
+    assert all(i["complete"] and i["width"] > 0 for i in seen["images"]), seen["images"]
+    shot = np.asarray(Image.open(screenshot(report, tmp_path / "shot.png", height=4000)).convert("RGB")).astype(int)
+    histogram_blue = (np.abs(shot - [31, 119, 180]).sum(-1) < 30).sum()
+    kept_green = (np.abs(shot - [44, 160, 44]).sum(-1) < 30).sum()  # kept bars and kept cards' edges
+    assert histogram_blue > 2000 and kept_green > 500, (histogram_blue, kept_green)
 
 
 def test_trained_model_keeps_better_rows_than_chance(tmp_path):

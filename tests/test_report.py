@@ -1,7 +1,7 @@
 """The curation report: sections, figures, example grid, attribution; rendered in a real headless Chromium.
 
-The run is a real curation job with the trained quickstart model (tests/fixtures/quickstart-shapes) over
-shapes-world captions and documents from unseen scenes, a real photograph, and broken rows.
+The run is a real curation job with the trained quickstart model (tests/fixtures/quickstart-shapes) over the
+demo's pool: shapes-world captions and documents from unseen scenes, and broken rows.
 """
 
 from __future__ import annotations
@@ -13,13 +13,11 @@ import shutil
 from pathlib import Path
 
 import numpy as np
-import pyarrow as pa
-import pyarrow.parquet as pq
 import pytest
 from PIL import Image
 
-from tests.kit import photo
 from unifilter_hf.curation import CurateConfig, curate
+from unifilter_hf.demo.pool import build_pool, write_shapes_world
 from unifilter_hf.report import ReportError, explain, explain_many, write_report
 from unifilter_hf.report.browser import find_chromium, probe, screenshot
 from unifilter_hf.sample import Sample
@@ -36,33 +34,6 @@ def _png(image: Image.Image) -> dict:
     return {"bytes": buf.getvalue(), "path": None}
 
 
-def write_pool(folder: Path, scenes: int = 12, seed: int = 3) -> Path:
-    """Shapes captions and two-scene documents at all four levels, one photo caption, two broken rows."""
-    rows = [r for r in shapes_world_dataset(scenes, split="validation", seed=seed)]
-    out = []
-    for r in rows:
-        out.append({"id": r["id"], "kind": "caption", "texts": [None, r["text"]],
-                    "images": [_png(r["image"]), None], "level": r["label"]})
-    by_level: dict[int, list[dict]] = {}
-    for r in rows:
-        by_level.setdefault(r["label"], []).append(r)
-    for level, group in by_level.items():
-        for a, b in zip(group[::2], group[1::2]):
-            out.append({"id": f"doc/{a['id']}+{b['id']}", "kind": "document", "level": level,
-                        "texts": [None, a["text"], None, b["text"]],
-                        "images": [_png(a["image"]), None, _png(b["image"]), None]})
-    out.append({"id": "photo", "kind": "caption", "texts": [None, "a cat"], "level": None,
-                "images": [_png(photo("chelsea", 96)), None]})
-    out.append({"id": "broken/corrupt", "kind": "caption", "texts": [None, "one red circle on the left"],
-                "images": [{"bytes": _png(photo("coffee", 64))["bytes"][:200], "path": None}, None], "level": None})
-    out.append({"id": "broken/empty", "kind": "document", "texts": [None, None], "images": [None, None], "level": None})
-    folder.mkdir(parents=True, exist_ok=True)
-    half = len(out) // 2
-    for k, part in enumerate((out[:half], out[half:])):
-        pq.write_table(pa.Table.from_pylist(part), folder / f"part-{k}.parquet")
-    return folder
-
-
 @pytest.fixture(scope="module")
 def trained_scorer():
     return QualityScorer.from_pretrained(str(TRAINED), device="cpu")
@@ -71,7 +42,9 @@ def trained_scorer():
 @pytest.fixture(scope="module")
 def run_dir(tmp_path_factory, trained_scorer):
     root = tmp_path_factory.mktemp("report")
-    src = write_pool(root / "pool")
+    # the demo's pool: shapes captions and 2-3 scene documents of unseen scenes at all levels, broken rows
+    src = root / "pool"
+    build_pool(write_shapes_world(root / "shapes", num_scenes=16, seed=3), src, caption_scenes=6)
     out = root / "run"
     curate(CurateConfig(source=str(src), output=str(out), model=str(TRAINED), top_fraction=0.5, batch_size=8,
                         quiet=True))
@@ -79,9 +52,9 @@ def run_dir(tmp_path_factory, trained_scorer):
 
 
 def test_curate_writes_every_section_and_figure(run_dir):
-    # joint-layout rows count under the kind they are read as (48 shapes captions + photo + corrupt)
+    # joint-layout rows count under the kind they are read as (24 captions + 6 broken; 16 documents + 2 broken)
     counts = json.loads((run_dir / "summary.json").read_text())["counts"]
-    assert {k: c["in"] for k, c in counts.items()} == {"caption": 50, "document": 25}
+    assert {k: c["in"] for k, c in counts.items()} == {"caption": 30, "document": 18}
     html = (run_dir / "report" / "report.html").read_text()
     for section in ("run", "scores", "errors", "throughput", "examples"):
         assert f'<section id="{section}">' in html
@@ -90,8 +63,7 @@ def test_curate_writes_every_section_and_figure(run_dir):
         assert f'src="{figure}"' in html
         assert (run_dir / "report" / figure).stat().st_size > 5000
     # the two broken rows are counted by reason, and the cut of each kind is in the table
-    assert "image: truncated" in html or "image: cannot identify" in html or "image:" in html
-    assert "no text" in html or "empty" in html
+    assert "caption: empty text" in html and "all images failed to load" in html
     assert html.count("data:image/jpeg;base64,") >= 8  # thumbnails embedded, none fetched
     assert not EXTERNAL.search(html)
     # every score band that has rows shows examples: kept (green edge) and rejected (red edge) cards

@@ -167,8 +167,8 @@ def run_demo(output: str | Path = "out/demo", *, fresh: bool = False, sizes: Dem
                "model": (model_dir, f"{user}/unifilter-quickstart-shapes")}
     if photos:
         folders["photo four-level set"] = (photos_dir, f"{user}/unifilter-photos-four-level")
-    _print(f"[4/4] publish: report {report if report.exists() else '(not written by this version of curate)'}",
-           echo)
+    _print(f"[4/4] publish: look at the report first: {report}" if report.exists()
+           else "[4/4] publish: the report could not be written (see the warning above)", echo)
     for name, (folder, repo) in folders.items():
         _print(f"      {name:<21} {folder}   unifilter-hf push {folder} {repo}", echo)
     _print(f"      {'shapes-world set':<21} {shapes_dir}   hf upload {user}/shapes-world-four-level {shapes_dir} "
