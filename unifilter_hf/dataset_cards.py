@@ -21,7 +21,6 @@ Example:
 from __future__ import annotations
 
 import json
-import re
 from collections import Counter
 from pathlib import Path
 
@@ -32,7 +31,6 @@ CURATED_TEMPLATE = _TEMPLATES / "curated_dataset.md"
 SYNTHETIC_TEMPLATE = _TEMPLATES / "synthetic_dataset.md"
 HISTOGRAM = "report/score_histogram.png"  # written by the run's HTML report, when there is one
 TAGS = ["unifilter", "data-filtering"]
-_HUB_ID = re.compile(r"^[\w.-]+/[\w.-]+$")
 
 
 def _read(path: Path) -> dict:
@@ -40,15 +38,25 @@ def _read(path: Path) -> dict:
 
 
 def _is_hub_id(source: str) -> bool:
-    return bool(_HUB_ID.match(source)) and not Path(source).exists()
+    from .dataset_io import looks_like_hub_id
+
+    return looks_like_hub_id(source) and not Path(source).exists()
+
+
+_SIZE_NAMES = ["1K", "10K", "100K", "1M", "10M", "100M", "1B", "10B", "100B", "1T"]
 
 
 def _size_category(n: int) -> str:
-    for limit, name in ((1_000, "n<1K"), (10_000, "1K<n<10K"), (100_000, "10K<n<100K"),
-                        (1_000_000, "100K<n<1M"), (10_000_000, "1M<n<10M")):
-        if n < limit:
-            return name
-    return "n>1T" if n > 10**12 else "10M<n<100M"
+    """The Hub's ``size_categories`` value for ``n`` rows.
+
+    Example:
+        >>> _size_category(999), _size_category(5_000), _size_category(141_047_697), _size_category(2 * 10**12)
+        ('n<1K', '1K<n<10K', '100M<n<1B', 'n>1T')
+    """
+    for k, name in enumerate(_SIZE_NAMES):
+        if n < 10 ** (3 + k):
+            return f"{_SIZE_NAMES[k - 1]}<n<{name}" if k else f"n<{name}"
+    return "n>1T"
 
 
 def source_license(source: str) -> str | None:

@@ -318,7 +318,8 @@ def _local_shards(paths: list[str], base: str) -> list[Shard]:
     return shards
 
 
-def _looks_like_hub_id(source: str) -> bool:
+def looks_like_hub_id(source: str) -> bool:
+    """``owner/name`` or ``name`` (no glob, not a relative path); callers check local paths first."""
     parts = source.split("/")
     return 1 <= len(parts) <= 2 and all(parts) and not source.startswith((".", "~")) and "*" not in source
 
@@ -366,7 +367,7 @@ def open_source(
     if path.is_dir():
         files = [str(p) for p in sorted(path.rglob("*")) if p.is_file() and not p.name.startswith(".")]
         return _checked(_local_shards(files, text), text)
-    if _looks_like_hub_id(text):
+    if looks_like_hub_id(text):
         return hub_shards(text, config=config, split=split, revision=revision)
     raise SourceError(
         f"no such file, folder or glob: {text} (check the path, or give a Hub dataset id as owner/name)"
