@@ -13,6 +13,7 @@ import shutil
 from pathlib import Path
 
 import numpy as np
+import pyarrow.parquet as pq
 import pytest
 from PIL import Image
 
@@ -149,3 +150,22 @@ def test_probe_sees_a_missing_figure_and_a_remote_fetch(run_dir, tmp_path):
     widths = {i["alt"]: i["width"] for i in seen["images"]}
     assert widths["kept fraction against threshold"] == 0 and widths["score histogram per kind"] > 0
     assert widths["remote"] == 0 and seen["network"] == ["GET http://example.org/x.png"]
+
+
+def test_streamed_statistics_equal_a_brute_force_count(run_dir, monkeypatch):
+    from unifilter_hf.report import run_data
+
+    rows = [r for p in sorted((run_dir / "scores").glob("*.parquet")) for r in pq.read_table(p).to_pylist()]
+    curated = [r for p in sorted((run_dir / "curated").glob("*.parquet")) for r in pq.read_table(p).to_pylist()]
+    monkeypatch.setattr(run_data, "SAMPLE_PER_BAND", 2)  # a bounded sample, however many rows
+    run = run_data.load_run(run_dir)
+    for kind, stats in run.stats.items():
+        scored = [r for r in rows if r["kind"] == kind and r["error"] is None]
+        assert stats.rows == len(scored) == int(stats.hist.sum())
+        assert stats.kept == sum(r["kind"] == kind for r in curated) == int(stats.kept_hist.sum())
+        assert stats.bands == [sum(run_data.band_of(r["score"]) == b for r in scored) for b in range(4)]
+        assert (stats.low, stats.high) == (min(r["score"] for r in scored), max(r["score"] for r in scored))
+        assert all(len(heap) <= 2 for heap in stats.samples)
+    picks = run_data.pick_examples(run, 3)
+    assert picks == run_data.pick_examples(run_data.load_run(run_dir), 3)  # deterministic
+    assert all(ex.band == run_data.band_of(ex.score) for ex in picks)

@@ -10,7 +10,6 @@ Example:
 
 from __future__ import annotations
 
-from collections import Counter
 from pathlib import Path
 
 import matplotlib
@@ -20,7 +19,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 from ..configuration_unifilter import LEVEL_NAMES  # noqa: E402
-from .run_data import RunData, band_of  # noqa: E402
+from .run_data import BIN_WIDTH, KindStats, RunData  # noqa: E402
 
 CUT_COLOUR = "#d62728"
 
@@ -42,17 +41,28 @@ def _kind_axes(run: RunData, height: float = 3.0):
     return fig, list(zip(kinds, axes[0]))
 
 
+def _rebinned(stats: KindStats, bins: int = 40) -> tuple[np.ndarray, np.ndarray]:
+    """The fine histogram summed into at most ``bins`` bars over the kind's own score range."""
+    edges, counts = stats.edges(), stats.hist
+    used = np.nonzero(counts)[0]
+    first, last = used[0], used[-1] + 1
+    step = max(1, -(-(last - first) // bins))
+    starts = np.arange(first, last, step)
+    return edges[np.append(starts, min(starts[-1] + step, len(counts)))], np.add.reduceat(counts[:last], starts)
+
+
 def score_histogram(run: RunData, path: Path) -> Path:
     """Scores per kind (rows with an error left out), with the selection's cut as a red line."""
     fig, panels = _kind_axes(run)
     for kind, ax in panels:
-        scores = [r["score"] for r in run.scored(kind)]
-        ax.hist(scores, bins=min(40, max(5, len(scores) // 3)), color="#1f77b4")
+        stats = run.stats[kind]
+        edges, counts = _rebinned(stats)
+        ax.stairs(counts, edges, fill=True, color="#1f77b4")
         cut = run.cut(kind)
         if cut is not None:
             ax.axvline(cut, color=CUT_COLOUR, linewidth=2, label=f"cut {cut:.3f}")
             ax.legend(loc="upper left", fontsize=8)
-        ax.set_title(f"{kind}: {len(scores)} scored rows")
+        ax.set_title(f"{kind}: {stats.rows} scored rows")
         ax.set_xlabel("score (0 worst .. 3 best)")
         ax.set_ylabel("rows")
     return _save(fig, path)
@@ -62,16 +72,16 @@ def kept_fraction(run: RunData, path: Path) -> Path:
     """The share of scored rows at or above each threshold; the chosen cut marked."""
     fig, panels = _kind_axes(run)
     for kind, ax in panels:
-        scores = np.sort(np.array([r["score"] for r in run.scored(kind)]))
-        if scores.size:
-            grid = np.linspace(min(0.0, scores[0]), max(3.0, scores[-1]), 200)
-            share = 1.0 - np.searchsorted(scores, grid, side="left") / scores.size
-            ax.plot(grid, share, color="#1f77b4")
+        stats = run.stats[kind]
+        at_least = np.cumsum(stats.hist[::-1])[::-1] / stats.rows  # share of rows in this bin or above
+        edges = stats.edges()[:-1]
+        inside = (edges >= min(0.0, stats.low) - BIN_WIDTH) & (edges <= max(3.0, stats.high))
+        ax.step(edges[inside], at_least[inside], where="post", color="#1f77b4")
         cut = run.cut(kind)
-        if cut is not None and scores.size:
-            kept = float((scores >= cut).mean())
+        if cut is not None:
+            share = stats.kept / stats.rows
             ax.axvline(cut, color=CUT_COLOUR, linewidth=1.5)
-            ax.plot([cut], [kept], "o", color=CUT_COLOUR, label=f"{kept:.1%} kept at {cut:.3f}")
+            ax.plot([cut], [share], "o", color=CUT_COLOUR, label=f"{share:.1%} kept at {cut:.3f}")
             ax.legend(loc="upper right", fontsize=8)
         ax.set_ylim(0, 1.02)
         ax.set_title(kind)
@@ -85,11 +95,9 @@ def level_distribution(run: RunData, path: Path) -> Path:
     fig, panels = _kind_axes(run)
     x = np.arange(4)
     for kind, ax in panels:
-        rows = run.scored(kind)
-        every = Counter(band_of(r["score"]) for r in rows)
-        kept = Counter(band_of(r["score"]) for r in rows if r["kept"])
-        ax.bar(x - 0.2, [every[k] for k in x], width=0.4, label="scored", color="#aec7e8")
-        ax.bar(x + 0.2, [kept[k] for k in x], width=0.4, label="kept", color="#2ca02c")
+        stats = run.stats[kind]
+        ax.bar(x - 0.2, stats.bands, width=0.4, label="scored", color="#aec7e8")
+        ax.bar(x + 0.2, stats.kept_bands, width=0.4, label="kept", color="#2ca02c")
         ax.set_xticks(x, levels_axis(), fontsize=7)
         ax.set_title(kind)
         ax.set_ylabel("rows")

@@ -19,7 +19,7 @@ import jinja2
 from ..configuration_unifilter import LEVEL_NAMES
 from .examples import build_examples
 from .figures import FIGURES
-from .run_data import ReportError, RunData, band_of, fetch_rows, load_run, pick_examples
+from .run_data import ReportError, RunData, fetch_rows, load_run, pick_examples
 
 logger = logging.getLogger(__name__)
 TEMPLATE = "report.html.jinja"
@@ -96,7 +96,7 @@ def write_report(run_dir: str | Path, *, scorer=None, examples_per_band: int = 3
         bands = []
         for band in range(3, -1, -1):
             chosen = [ex for ex in examples if ex.kind == kind and ex.band == band]
-            total = sum(1 for r in run.scored(kind) if band_of(r["score"]) == band)
+            total = run.stats[kind].bands[band]
             if total:
                 bands.append({"band": band, "name": LEVEL_NAMES[band], "rows": total, "examples": chosen})
         kinds.append({"name": kind, "bands": bands})

@@ -1,8 +1,10 @@
-"""A finished curation run as the report reads it: manifest, summary, plan, every sidecar row, examples.
+"""A finished curation run as the report reads it: manifest, summary, plan, and per-kind score statistics.
 
-The sidecars (``scores/<shard>.parquet``) hold every row's score and error, so the plots never touch the
-source. Only the example rows are read back from the source, shard by shard, each shard streamed once up to
-its last wanted row.
+The sidecars (``scores/<shard>.parquet``) are streamed shard by shard and never held: each scored row adds to
+a fine score histogram (all rows and kept rows), to its band's counts, and to a bounded, deterministic sample
+per band (the rows with the smallest hash of their key), from which the example rows are picked. Memory stays
+constant whatever the number of rows; the figures are exact to the histogram's 0.005 resolution. Only the
+example rows are read back from the source, each shard streamed once up to its last wanted row.
 
 Example:
     >>> band_of(2.7), band_of(-0.2), band_of(float("nan"))
@@ -11,16 +13,23 @@ Example:
 
 from __future__ import annotations
 
+import heapq
 import json
 import math
+import zlib
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pyarrow.parquet as pq
 
 from ..curation.selection import decide
+
+BIN_WIDTH = 0.005  # histogram resolution on the score axis
+BIN_LOW, BIN_HIGH = -1.0, 4.0  # scores outside fall into the first / last bin (the axis uses the true range)
+SAMPLE_PER_BAND = 256  # rows remembered per kind and band, to pick examples from
 
 
 class ReportError(RuntimeError):
@@ -50,21 +59,61 @@ class Example:
 
 
 @dataclass
+class KindStats:
+    """Everything the report needs about the scored rows of one kind, in constant memory."""
+
+    hist: np.ndarray = field(default_factory=lambda: np.zeros(round((BIN_HIGH - BIN_LOW) / BIN_WIDTH), np.int64))
+    kept_hist: np.ndarray = field(
+        default_factory=lambda: np.zeros(round((BIN_HIGH - BIN_LOW) / BIN_WIDTH), np.int64))
+    bands: list[int] = field(default_factory=lambda: [0] * 4)
+    kept_bands: list[int] = field(default_factory=lambda: [0] * 4)
+    low: float = math.inf
+    high: float = -math.inf
+    samples: list[list[tuple]] = field(default_factory=lambda: [[] for _ in range(4)])  # heaps per band
+
+    @property
+    def rows(self) -> int:
+        return sum(self.bands)
+
+    @property
+    def kept(self) -> int:
+        return sum(self.kept_bands)
+
+    def add(self, shard: str, row: Mapping, kept: bool) -> None:
+        score = row["score"]
+        b = min(len(self.hist) - 1, max(0, int((score - BIN_LOW) / BIN_WIDTH)))
+        band = band_of(score)
+        self.hist[b] += 1
+        self.bands[band] += 1
+        if kept:
+            self.kept_hist[b] += 1
+            self.kept_bands[band] += 1
+        self.low, self.high = min(self.low, score), max(self.high, score)
+        # Keep the SAMPLE_PER_BAND rows of smallest hash: a uniform, deterministic sample of the band.
+        h = zlib.crc32(f"{row['key']}\0{shard}\0{row['index']}".encode())
+        entry = (-h, score, row["key"], shard, row["index"], kept)
+        heap = self.samples[band]
+        if len(heap) < SAMPLE_PER_BAND:
+            heapq.heappush(heap, entry)
+        elif entry > heap[0]:
+            heapq.heapreplace(heap, entry)
+
+    def edges(self) -> np.ndarray:
+        return BIN_LOW + BIN_WIDTH * np.arange(len(self.hist) + 1)
+
+
+@dataclass
 class RunData:
     root: Path
     manifest: dict
     summary: dict
     plan: dict
-    rows: list[dict]  # every sidecar row plus "shard" and "kept"
+    stats: dict[str, KindStats]  # per kind, scored rows only
     timings: list[dict]  # {"shard", "rows", "seconds"} for each shard whose scoring time was logged
-
-    def scored(self, kind: str | None = None) -> list[dict]:
-        return [r for r in self.rows if r["error"] is None and not math.isnan(r["score"])
-                and (kind is None or r["kind"] == kind)]
 
     @property
     def kinds(self) -> list[str]:
-        return sorted({r["kind"] for r in self.rows})
+        return sorted(self.stats)
 
     def cut(self, kind: str) -> float | None:
         """The score at which this kind's selection cuts (the threshold, or the last kept row's score)."""
@@ -100,16 +149,16 @@ def load_run(run_dir: str | Path) -> RunData:
     manifest = _read_json(root / "manifest.json")
     summary = _read_json(root / "summary.json")
     plan = _read_json(root / "selection.json")
-    rows: list[dict] = []
+    stats: dict[str, KindStats] = {}
     for shard in manifest["shards"]:
         path = root / "scores" / f"{shard}.parquet"
         if not path.exists():
             raise ReportError(f"shard {shard} of {root} has no scores: finish the job with the same curate command")
-        for row in pq.read_table(path).to_pylist():
-            row["shard"] = shard
-            row["kept"] = decide(plan, shard, row)[0]
-            rows.append(row)
-    return RunData(root, manifest, summary, plan, rows, _timings(root / "timings.jsonl"))
+        for batch in pq.ParquetFile(path).iter_batches(columns=["index", "key", "kind", "score", "error"]):
+            for row in batch.to_pylist():
+                if row["error"] is None and not math.isnan(row["score"]):
+                    stats.setdefault(row["kind"], KindStats()).add(shard, row, decide(plan, shard, row)[0])
+    return RunData(root, manifest, summary, plan, stats, _timings(root / "timings.jsonl"))
 
 
 def _timings(path: Path) -> list[dict]:
@@ -129,15 +178,12 @@ def pick_examples(run: RunData, per_band: int) -> list[Example]:
     """Up to ``per_band`` rows of each kind and score band, spread evenly over the band's score range."""
     picks = []
     for kind in run.kinds:
-        by_band: dict[int, list[dict]] = {}
-        for row in run.scored(kind):
-            by_band.setdefault(band_of(row["score"]), []).append(row)
-        for band in sorted(by_band, reverse=True):
-            rows = sorted(by_band[band], key=lambda r: (-r["score"], r["key"], r["shard"], r["index"]))
-            step = len(rows) / min(per_band, len(rows))
-            for k in range(min(per_band, len(rows))):
-                r = rows[int(k * step + step / 2)]
-                picks.append(Example(r["shard"], r["index"], r["key"], kind, r["score"], band, r["kept"]))
+        for band in range(3, -1, -1):
+            rows = sorted(run.stats[kind].samples[band], key=lambda e: (-e[1], e[2], e[3], e[4]))
+            n = min(per_band, len(rows))
+            for k in range(n):
+                _, score, key, shard, index, kept = rows[int(k * len(rows) / n + len(rows) / n / 2)]
+                picks.append(Example(shard, index, key, kind, score, band, kept))
     return picks
 
 
