@@ -1,7 +1,7 @@
 """Hub publishing: exact files, cards and commit messages of every push, and the fail-fast checks.
 
-Only the ``HfApi`` boundary is replaced (``create_repo``, ``create_branch``, ``upload_folder`` record their
-calls; the uploaded file list is what upload_folder's own pattern filter selects), so nothing reaches the
+Only the ``HfApi`` boundary is replaced (``create_repo``, ``create_branch``, ``create_commit`` record their
+calls; the uploaded files are the operations of the one commit), so nothing reaches the
 network: a push test sets a fake token and unsets ``HF_HUB_OFFLINE`` inside its own monkeypatch.
 """
 
@@ -13,8 +13,6 @@ from pathlib import Path
 
 import pytest
 from huggingface_hub import DatasetCard, HfApi, ModelCard
-from huggingface_hub.utils import filter_repo_objects
-from huggingface_hub.utils._paths import DEFAULT_IGNORE_PATTERNS
 
 from tests.test_curation import write_caption_shards
 from unifilter_hf.cli import main
@@ -22,14 +20,6 @@ from unifilter_hf.curation import CurateConfig, curate
 
 REPO = "someone/curated"
 FIXTURE = Path(__file__).resolve().parent / "fixtures" / "official-tiny-qwen2" / "checkpoint"
-
-
-def _uploaded(folder: str, allow, ignore) -> list[str]:
-    """The files upload_folder sends: its own walk and filter (ignore + the library's default ignores)."""
-    root = Path(folder)
-    relpaths = [p.relative_to(root).as_posix() for p in sorted(root.glob("**/*")) if p.is_file()]
-    return sorted(filter_repo_objects(relpaths, allow_patterns=allow,
-                                      ignore_patterns=[*(ignore or []), *DEFAULT_IGNORE_PATTERNS]))
 
 
 @pytest.fixture
@@ -43,13 +33,14 @@ def hub(monkeypatch):
     def create_branch(self, repo_id, **kwargs):
         calls.append(("create_branch", {"repo_id": repo_id, **kwargs}))
 
-    def upload_folder(self, **kwargs):
-        files = _uploaded(kwargs["folder_path"], kwargs.get("allow_patterns"), kwargs.get("ignore_patterns"))
-        calls.append(("upload_folder", {**kwargs, "files": files}))
+    def create_commit(self, **kwargs):
+        ops = kwargs.pop("operations")
+        assert all(Path(op.path_or_fileobj).is_file() for op in ops)
+        calls.append(("create_commit", {**kwargs, "files": sorted(op.path_in_repo for op in ops)}))
         return f"https://huggingface.co/{kwargs['repo_id']}/commit/abc"
 
     for name, fn in (("create_repo", create_repo), ("create_branch", create_branch),
-                     ("upload_folder", upload_folder)):
+                     ("create_commit", create_commit)):
         monkeypatch.setattr(HfApi, name, fn)
     monkeypatch.setenv("HF_TOKEN", "hf_test")
     monkeypatch.delenv("HF_HUB_OFFLINE")
@@ -74,11 +65,11 @@ def test_curate_pushes_curated_rows_with_card_and_settings_message(hub, tmp_path
     summary = curate(CurateConfig(source=str(src), output=str(out), model=str(model_dir), threshold=1.5,
                                   batch_size=2, quiet=True, push_to_hub=REPO, private=True, hub_revision="v1",
                                   report=False))
-    assert _names(hub) == ["create_repo", "create_branch", "upload_folder"]
+    assert _names(hub) == ["create_repo", "create_branch", "create_commit"]
     assert hub[0][1] == {"repo_id": REPO, "repo_type": "dataset", "private": True, "exist_ok": True}
     assert hub[1][1] == {"repo_id": REPO, "branch": "v1", "repo_type": "dataset", "exist_ok": True}
     up = hub[2][1]
-    assert up["repo_type"] == "dataset" and up["revision"] == "v1" and up["folder_path"] == str(out)
+    assert up["repo_type"] == "dataset" and up["revision"] == "v1"
     assert up["files"] == sorted(["README.md", "manifest.json", "selection.json", "summary.json",
                                   *_files(out, "curated")])  # never scores/, rejected/ or temporaries
     assert len(_files(out, "curated")) == 2 and (out / "rejected").is_dir() and (out / "scores").is_dir()
@@ -106,7 +97,7 @@ def test_push_command_adds_report_and_histogram_and_skips_temporaries(hub, tmp_p
     assert "report/report.html" in report and "report/score_histogram.png" in report
     (out / "curated" / ".tmp-123-part-00.parquet").write_bytes(b"partial")
     assert main(["push", str(out), REPO, "--license", "cc-by-4.0"]) == 0
-    assert _names(hub) == ["create_repo", "upload_folder"]
+    assert _names(hub) == ["create_repo", "create_commit"]
     up = hub[1][1]
     assert up["files"] == sorted(["README.md", "manifest.json", "selection.json", "summary.json", *report,
                                   *_files(out, "curated")])
@@ -168,7 +159,7 @@ def test_convert_pushes_the_native_checkpoint(hub, tmp_path):
     dst = tmp_path / "native"
     assert main(["convert", str(FIXTURE), str(dst), "--push-to-hub", "someone/native", "--private",
                  "--hub-revision", "fp32"]) == 0
-    assert _names(hub) == ["create_repo", "create_branch", "upload_folder"]
+    assert _names(hub) == ["create_repo", "create_branch", "create_commit"]
     assert hub[0][1]["repo_type"] == "model" and hub[0][1]["private"] is True
     up = hub[2][1]
     assert up["revision"] == "fp32" and up["files"] == sorted(
@@ -220,7 +211,7 @@ def test_push_command_rejects_an_unknown_folder_and_hub_refusals_in_one_line(hub
                              response=httpx2.Response(403, request=request))
 
     (tmp_path / "records.jsonl").write_text("")
-    HfApi.upload_folder = refuse  # undone by the hub fixture's monkeypatch
+    HfApi.create_commit = refuse  # undone by the hub fixture's monkeypatch
     assert main(["push", str(tmp_path), "someone/x"]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "403 Forbidden" in err and "run `unifilter-hf push" in err

@@ -26,7 +26,7 @@ REPO = "someone/unifilter-shapes"
 
 @pytest.fixture(scope="module")
 def pushed_run(tmp_path_factory):
-    """One short training run that pushes to the Hub; HfApi's create_repo/upload_folder record their calls."""
+    """One short training run that pushes to the Hub; HfApi's create_repo/create_branch/create_commit record calls."""
     out = tmp_path_factory.mktemp("quickstart")
     calls = []
 
@@ -36,16 +36,16 @@ def pushed_run(tmp_path_factory):
     def create_branch(self, repo_id, **kwargs):
         calls.append(("create_branch", repo_id, kwargs))
 
-    def upload_folder(self, **kwargs):
-        files = sorted(str(p.relative_to(kwargs["folder_path"])) for p in Path(kwargs["folder_path"]).rglob("*")
-                       if p.is_file())
-        calls.append(("upload_folder", files, kwargs))
+    def create_commit(self, **kwargs):
+        ops = kwargs.pop("operations")
+        kwargs["sources"] = [Path(op.path_or_fileobj) for op in ops]
+        calls.append(("create_commit", sorted(op.path_in_repo for op in ops), kwargs))
         return "https://huggingface.co/someone/unifilter-shapes/commit/abc"
 
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(HfApi, "create_repo", create_repo)
         mp.setattr(HfApi, "create_branch", create_branch)
-        mp.setattr(HfApi, "upload_folder", upload_folder)
+        mp.setattr(HfApi, "create_commit", create_commit)
         mp.setenv("HF_HUB_OFFLINE", "0")
         mp.setenv("HF_TOKEN", "hf_test_token_not_real")
         summary = train(["--config", QUICKSTART, "--output_dir", str(out), *SHORT, "--push_to_hub", REPO,
@@ -108,12 +108,12 @@ def test_artefacts_and_card(pushed_run):
 
 def test_push_uploads_checkpoint_processor_and_card(pushed_run, tmp_path):
     out, _, calls = pushed_run
-    assert [c[0] for c in calls] == ["create_repo", "create_branch", "upload_folder"]
+    assert [c[0] for c in calls] == ["create_repo", "create_branch", "create_commit"]
     assert calls[0][1] == REPO and calls[0][2] == {"repo_type": "model", "private": True, "exist_ok": True}
     assert calls[1][1] == REPO and calls[1][2] == {"branch": "exp1", "repo_type": "model", "exist_ok": True}
     calls = [c for c in calls if c[0] != "create_branch"]
     _, files, kwargs = calls[1]
-    assert kwargs["repo_id"] == REPO and kwargs["folder_path"] == str(out)
+    assert kwargs["repo_id"] == REPO and all(Path(p).is_relative_to(out) for p in kwargs["sources"])
     metrics = json.loads((out / "metrics.json").read_text())
     assert kwargs["commit_message"] == (
         f"unifilter-hf train: recipe {QUICKSTART}, loss mse, 40 steps, {metrics['run']['train_rows']} train rows: "

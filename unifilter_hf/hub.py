@@ -2,9 +2,9 @@
 
 ``curate``, ``train``, ``convert`` and ``synth`` take ``--push-to-hub REPO`` (``train``: ``--push_to_hub``) and
 call :func:`check_can_push` before any work, so a missing token or ``HF_HUB_OFFLINE`` ends the command in one
-line before a model is loaded. Each push is one ``HfApi.upload_folder`` call with a commit message that names
-the settings; ``unifilter-hf push FOLDER REPO_ID`` publishes a finished folder (curation run, checkpoint or
-synthetic set) with the same file sets.
+line before a model is loaded. Each push is one ``HfApi.create_commit`` (all files, one commit) with a commit
+message that names the settings; ``unifilter-hf push FOLDER REPO_ID`` publishes a finished folder (curation
+run, checkpoint or synthetic set) with the same file sets.
 
 Example:
     >>> check_can_push(None)  # nothing to push: no check
@@ -20,10 +20,12 @@ import os
 from collections.abc import Sequence
 from pathlib import Path
 
-from huggingface_hub import HfApi, get_token
+from huggingface_hub import CommitOperationAdd, HfApi, get_token
 from huggingface_hub.errors import HfHubHTTPError
+from huggingface_hub.utils import filter_repo_objects
+from huggingface_hub.utils._paths import DEFAULT_IGNORE_PATTERNS
 
-# What each kind of folder uploads (patterns relative to the folder, as upload_folder applies them).
+# What each kind of folder uploads (patterns relative to the folder, for the hub library's filter_repo_objects).
 _TEMPORARIES = [".tmp-*", "*/.tmp-*"]
 CURATED_FILES = ["README.md", "manifest.json", "summary.json", "selection.json", "curated/*.parquet", "report/*"]
 SCORES_FILES = ["README.md", "manifest.json", "summary.json", "scores/*.parquet", "report/*"]
@@ -60,26 +62,40 @@ def check_can_push(repo_id: str | None) -> None:
 def push_folder(folder: str | Path, repo_id: str, *, repo_type: str, commit_message: str, private: bool = False,
                 revision: str | None = None, allow_patterns: Sequence[str] | None = None,
                 ignore_patterns: Sequence[str] | None = None, api: HfApi | None = None) -> str:
-    """Create ``repo_id`` if needed (and branch ``revision``), then upload ``folder`` in one ``upload_folder`` call.
+    """Create ``repo_id`` if needed (and branch ``revision``), then upload ``folder`` in one commit.
 
     Returns the commit URL. Hub refusals (401, 403, 409, ...) become a one-line :class:`PushError`; the folder
     is left as it is, so the same push can simply be run again.
     """
     api = api or HfApi()
+    operations = [CommitOperationAdd(path_in_repo=rel, path_or_fileobj=str(Path(folder) / rel))
+                  for rel in files_to_push(folder, allow_patterns, ignore_patterns)]
+    if not operations:
+        raise PushError(f"cannot push {folder}: no file matches {list(allow_patterns or ['*'])}")
     try:
         api.create_repo(repo_id, repo_type=repo_type, private=private, exist_ok=True)
         if revision:
             api.create_branch(repo_id, branch=revision, repo_type=repo_type, exist_ok=True)
-        info = api.upload_folder(
-            repo_id=repo_id, repo_type=repo_type, folder_path=str(folder), revision=revision,
-            commit_message=commit_message, allow_patterns=list(allow_patterns) if allow_patterns else None,
-            ignore_patterns=[*_TEMPORARIES, *(ignore_patterns or [])],
-        )
+        # One create_commit, however many files: readers never see half a dataset. (upload_folder splits
+        # folders of a few hundred files into several commits when hf_xet is installed.)
+        info = api.create_commit(repo_id=repo_id, repo_type=repo_type, operations=operations,
+                                 commit_message=commit_message, revision=revision)
     except HfHubHTTPError as err:
         first = (str(err).strip().splitlines() or [type(err).__name__])[0]
         raise PushError(f"push to {repo_id} failed ({first}); the folder is complete: run "
                         f"`unifilter-hf push {folder} {repo_id}` again") from None
     return str(getattr(info, "commit_url", info))
+
+
+def files_to_push(folder: str | Path, allow_patterns: Sequence[str] | None = None,
+                  ignore_patterns: Sequence[str] | None = None) -> list[str]:
+    """The folder's files (relative POSIX paths) that a push sends: the hub library's own pattern filter and
+    default ignores (``.git/``, ``.cache/huggingface/``), and never a temporary ``.tmp-*`` file."""
+    root = Path(folder)
+    relpaths = sorted(p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file())
+    return list(filter_repo_objects(relpaths, allow_patterns=list(allow_patterns) if allow_patterns else None,
+                                    ignore_patterns=[*_TEMPORARIES, *(ignore_patterns or []),
+                                                     *DEFAULT_IGNORE_PATTERNS]))
 
 
 def _read(path: Path) -> dict:
