@@ -39,6 +39,7 @@ class Layout:
         self.selection = self.root / "selection.json"
         self.summary = self.root / "summary.json"
         self.timings = self.root / "timings.jsonl"
+        self.report = self.root / "report"
 
     def sidecar(self, shard: str) -> Path:
         return self.sidecars / f"{shard}.parquet"
@@ -64,7 +65,7 @@ class Layout:
 
     def clean_temporaries(self) -> None:
         """Remove the leftovers of a killed run (never complete files)."""
-        for folder in (self.root, self.sidecars, self.curated, self.rejected):
+        for folder in (self.root, self.sidecars, self.curated, self.rejected, self.report):
             if folder.is_dir():
                 for path in folder.iterdir():
                     if path.name.startswith(_TMP_PREFIX):

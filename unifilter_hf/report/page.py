@@ -17,13 +17,13 @@ from pathlib import Path
 import jinja2
 
 from ..configuration_unifilter import LEVEL_NAMES
+from ..curation.manifest import Layout, commit, temporary_path
 from .examples import build_examples
 from .figures import FIGURES
 from .run_data import ReportError, RunData, fetch_rows, load_run, pick_examples
 
 logger = logging.getLogger(__name__)
 TEMPLATE = "report.html.jinja"
-REPORT_DIR = "report"
 
 
 def _counts(run: RunData) -> list[dict]:
@@ -74,7 +74,7 @@ def write_report(run_dir: str | Path, *, scorer=None, examples_per_band: int = 3
     ``explain_bands``: the score bands whose example documents get attribution (low bands by default).
     """
     run = load_run(run_dir)
-    out = run.root / REPORT_DIR
+    out = Layout(run.root).report
     out.mkdir(exist_ok=True)
     figures = {}
     for name, draw in FIGURES.items():
@@ -113,7 +113,9 @@ def write_report(run_dir: str | Path, *, scorer=None, examples_per_band: int = 3
         explain_bands=list(explain_bands) if attribution else [],
     )
     path = out / "report.html"
-    path.write_text(html, encoding="utf-8")
+    tmp = temporary_path(path)  # a report cut short by a kill never replaces a whole one
+    tmp.write_text(html, encoding="utf-8")
+    commit(tmp, path)
     return path
 
 
