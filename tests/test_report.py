@@ -92,6 +92,8 @@ def test_report_command_rewrites_and_refuses_a_wrong_folder(run_dir, tmp_path, c
     assert main(["report", str(tmp_path)]) == 2
     err = capsys.readouterr().err
     assert "manifest.json" in err and "curate" in err and len(err.strip().splitlines()) == 1
+    assert main(["report", str(run_dir), "--explain-bands", "5"]) == 2
+    assert "--explain-bands takes bands 0..3" in capsys.readouterr().err
     with pytest.raises(ReportError):
         write_report(tmp_path / "missing")
 

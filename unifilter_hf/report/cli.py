@@ -28,6 +28,8 @@ def run(args: argparse.Namespace) -> int:
 
     try:
         bands = tuple(int(b) for b in args.explain_bands.split(",") if b.strip())
+        if not set(bands) <= {0, 1, 2, 3}:
+            raise ValueError
     except ValueError:
         print(f"unifilter-hf report: error: --explain-bands takes bands 0..3 like 0,1, got {args.explain_bands!r}",
               file=sys.stderr)
