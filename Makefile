@@ -19,7 +19,7 @@ $(STAMP): setup.cfg pyproject.toml
 
 install: $(STAMP)
 
-demo: $(STAMP)  # offline, ~10 min on 2 CPU cores: data, train the quickstart model, curate, report (docs/quickstart.md)
+demo: $(STAMP)  # offline, ~5 min on 2 CPU cores: data, train the quickstart model, curate, report (docs/quickstart.md)
 	$(BIN)/unifilter-hf demo --output out/demo
 
 test: $(STAMP)
