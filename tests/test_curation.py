@@ -14,6 +14,7 @@ import tarfile
 from pathlib import Path
 
 import datasets
+import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
@@ -118,6 +119,9 @@ def test_top_fraction_equals_brute_force_sort(tmp_path, model_dir):
     assert {r["unifilter_score"] for r in kept} == {r["score"] for r in brute}
     rejected = read_folder(out / "rejected")
     assert len(kept) + len(rejected) == 18 == summary["total"]["in"]
+    q = summary["score_quantiles"]["caption"]
+    assert (q["q00"], q["q50"], q["q100"]) == pytest.approx(
+        (min(r["score"] for r in ok), float(np.median([r["score"] for r in ok])), max(r["score"] for r in ok)))
     assert sum(r["reason"].startswith("error: image") for r in rejected) == 3
     # Source columns keep their datasets types: the curated Image column still decodes to a photo.
     curated = datasets.load_dataset("parquet", data_files=str(out / "curated" / "*.parquet"), split="train")
@@ -131,6 +135,27 @@ def test_ties_are_broken_by_key_then_shard_then_index():
     plan = make_plan({"s1": table}, {"threshold": None, "top_fraction": 0.5, "keep_errors": False})
     kept = [r["key"] for r in table.to_pylist() if decide(plan, "s1", r)[0]]
     assert kept == ["b", "c"]  # the two best of the three tied 2.0 rows, by key
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_top_fraction_cut_equals_a_full_sort_with_many_ties(seed):
+    rng = np.random.default_rng(seed)
+    tables, entries = {}, {}
+    for s in range(3):
+        n = int(rng.integers(5, 40))
+        scores = rng.choice([0.5, 1.25, 2.0, float("nan")], n).tolist()  # few values: many ties
+        errors = [None if rng.random() > 0.1 else "image: truncated file" for _ in range(n)]
+        table = pa.table({"index": list(range(n)), "key": [f"k{int(k)}" for k in rng.integers(0, 6, n)],
+                          "kind": rng.choice(["caption", "document"], n).tolist(), "score": scores, "error": errors})
+        tables[f"shard-{s}"] = table
+        for r in table.to_pylist():
+            if r["error"] is None and not math.isnan(r["score"]):
+                entries.setdefault(r["kind"], []).append((-r["score"], r["key"], f"shard-{s}", r["index"]))
+    fraction = float(rng.choice([0.1, 0.35, 0.5, 0.9]))
+    plan = make_plan(tables, {"threshold": None, "top_fraction": fraction, "keep_errors": False})
+    kept = {(shard, r["index"]) for shard, t in tables.items() for r in t.to_pylist() if decide(plan, shard, r)[0]}
+    brute = {(e[2], e[3]) for rows in entries.values() for e in sorted(rows)[: math.floor(fraction * len(rows))]}
+    assert kept == brute
 
 
 def test_reselect_reuses_sidecars_and_keep_errors(tmp_path, model_dir):

@@ -11,14 +11,14 @@ Example:
 
 from __future__ import annotations
 
-import math
 import re
 from collections import Counter
 from collections.abc import Mapping
 
+import numpy as np
 import pyarrow as pa
 
-from .selection import decide
+from .selection import decide, scored_rows
 
 QUANTILES = (0.0, 0.1, 0.25, 0.5, 0.75, 0.9, 1.0)
 
@@ -42,23 +42,18 @@ class Progress:
             self.bar.close()
 
 
-def _quantiles(values: list[float]) -> dict[str, float] | None:
-    if not values:
+def _quantiles(parts: list[np.ndarray]) -> dict[str, float] | None:
+    values = np.concatenate(parts) if parts else np.empty(0)
+    if not values.size:
         return None
-    values = sorted(values)
-    out = {}
-    for q in QUANTILES:  # linear interpolation, as numpy's default
-        pos = q * (len(values) - 1)
-        lo, hi = math.floor(pos), math.ceil(pos)
-        out[f"q{int(q * 100):02d}"] = values[lo] + (values[hi] - values[lo]) * (pos - lo)
-    return out
+    return {f"q{int(q * 100):02d}": float(v) for q, v in zip(QUANTILES, np.quantile(values, QUANTILES))}
 
 
 def summarize(tables: Mapping[str, pa.Table], plan: Mapping) -> dict:
     """Counts in / kept / rejected / errors by kind, errors by reason (digits as N), score quantiles."""
     counts: dict[str, Counter] = {}
     reasons: Counter = Counter()
-    scores: dict[str, list[float]] = {}
+    scores: dict[str, list[np.ndarray]] = {}  # per shard arrays: 8 bytes a row, not a Python float each
     for shard, table in tables.items():
         for row in table.select(["index", "key", "kind", "score", "error"]).to_pylist():
             c = counts.setdefault(row["kind"], Counter({"in": 0, "kept": 0, "rejected": 0, "errors": 0}))
@@ -68,8 +63,10 @@ def summarize(tables: Mapping[str, pa.Table], plan: Mapping) -> dict:
             if row["error"] is not None:
                 c["errors"] += 1
                 reasons[re.sub(r"\d+", "N", row["error"])] += 1
-            else:
-                scores.setdefault(row["kind"], []).append(row["score"])
+        rows, ok_scores = scored_rows(table)
+        kinds = rows.column("kind").to_numpy(zero_copy_only=False)
+        for kind in np.unique(kinds):
+            scores.setdefault(str(kind), []).append(ok_scores[kinds == kind])
     total = Counter()
     for c in counts.values():
         total.update(c)

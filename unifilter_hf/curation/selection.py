@@ -21,6 +21,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 
+import numpy as np
 import pyarrow as pa
 
 from ..scoring import DEFAULT_THRESHOLD
@@ -35,28 +36,49 @@ def _rank(shard: str, row: Mapping) -> tuple:
     return (-row["score"], row["key"], shard, row["index"])
 
 
+def scored_rows(table: pa.Table) -> tuple[pa.Table, np.ndarray]:
+    """The rows of ``table`` without an error and with a finite score, and their scores as float64."""
+    scores = table.column("score").to_numpy(zero_copy_only=False).astype(np.float64)
+    ok = table.column("error").is_null().to_numpy(zero_copy_only=False) & ~np.isnan(scores)
+    return table.filter(pa.array(ok)), scores[ok]
+
+
 def make_plan(tables: Mapping[str, pa.Table], settings: Mapping) -> dict:
-    """The selection plan (JSON-serialisable) from every shard's sidecar columns."""
+    """The selection plan (JSON-serialisable) from every shard's sidecar columns.
+
+    The top-fraction cut is exact in 8 bytes per scored row: the k-th best score comes from a partial sort of
+    each kind's scores, and only rows tied at that score are ranked by key, shard and row position.
+    """
     plan = {"settings": dict(settings)}
     if settings.get("top_fraction") is None:
         threshold = settings.get("threshold")
         plan["threshold"] = DEFAULT_THRESHOLD if threshold is None else float(threshold)
         return plan
     fraction = float(settings["top_fraction"])
-    ranks: dict[str, list[tuple]] = {}
-    for shard, table in tables.items():
-        for row in table.select(["index", "key", "kind", "score", "error"]).to_pylist():
-            if _ok(row):
-                ranks.setdefault(row["kind"], []).append(_rank(shard, row))
+    scored = {shard: scored_rows(table.select(["index", "key", "kind", "score", "error"]))
+              for shard, table in tables.items()}
+    by_kind: dict[str, list[np.ndarray]] = {}
+    for rows, scores in scored.values():
+        kinds = rows.column("kind").to_numpy(zero_copy_only=False)
+        for kind in np.unique(kinds):
+            by_kind.setdefault(str(kind), []).append(scores[kinds == kind])
     cuts = {}
-    for kind, entries in sorted(ranks.items()):
-        keep = math.floor(fraction * len(entries) + 1e-9)
+    for kind, parts in sorted(by_kind.items()):
+        scores = np.concatenate(parts)
+        keep = math.floor(fraction * len(scores) + 1e-9)
         cut = None
         if keep:
-            # Only the k-th smallest is needed; a full sort keeps it simple and exact.
-            neg_score, key, shard, index = sorted(entries)[keep - 1]
-            cut = [float(neg_score).hex(), key, shard, index]
-        cuts[kind] = {"rows": len(entries), "kept": keep, "cut": cut}
+            kth = float(np.partition(-scores, keep - 1)[keep - 1])  # the k-th best score, negated
+            above = int((-scores < kth).sum())  # rows that outrank every row tied at the k-th score
+            ties = sorted(
+                (row["key"], shard, row["index"])
+                for shard, (rows, shard_scores) in scored.items()
+                for row in rows.filter(pa.array((-shard_scores == kth) & (
+                    rows.column("kind").to_numpy(zero_copy_only=False) == kind))).to_pylist()
+            )
+            key, shard, index = ties[keep - above - 1]
+            cut = [kth.hex(), key, shard, index]
+        cuts[kind] = {"rows": len(scores), "kept": keep, "cut": cut}
     plan["cuts"] = cuts
     return plan
 
