@@ -18,7 +18,7 @@ from collections.abc import Mapping
 import numpy as np
 import pyarrow as pa
 
-from .selection import decide, scored_rows
+from .selection import decide, scores_by_kind
 
 QUANTILES = (0.0, 0.1, 0.25, 0.5, 0.75, 0.9, 1.0)
 
@@ -63,10 +63,8 @@ def summarize(tables: Mapping[str, pa.Table], plan: Mapping) -> dict:
             if row["error"] is not None:
                 c["errors"] += 1
                 reasons[re.sub(r"\d+", "N", row["error"])] += 1
-        rows, ok_scores = scored_rows(table)
-        kinds = rows.column("kind").to_numpy(zero_copy_only=False)
-        for kind in np.unique(kinds):
-            scores.setdefault(str(kind), []).append(ok_scores[kinds == kind])
+        for kind, (_, kind_scores) in scores_by_kind(table).items():
+            scores.setdefault(kind, []).append(kind_scores)
     total = Counter()
     for c in counts.values():
         total.update(c)

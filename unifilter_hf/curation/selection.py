@@ -23,6 +23,7 @@ from collections.abc import Mapping
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from ..scoring import DEFAULT_THRESHOLD
 
@@ -36,18 +37,24 @@ def _rank(shard: str, row: Mapping) -> tuple:
     return (-row["score"], row["key"], shard, row["index"])
 
 
-def scored_rows(table: pa.Table) -> tuple[pa.Table, np.ndarray]:
-    """The rows of ``table`` without an error and with a finite score, and their scores as float64."""
+def scores_by_kind(table: pa.Table) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """For each kind of a sidecar table: the positions of its scored rows (no error, finite score) and their
+    scores. Numpy arrays only: nothing per row is turned into a Python object."""
     scores = table.column("score").to_numpy(zero_copy_only=False).astype(np.float64)
     ok = table.column("error").is_null().to_numpy(zero_copy_only=False) & ~np.isnan(scores)
-    return table.filter(pa.array(ok)), scores[ok]
+    kinds = table.column("kind")
+    out = {}
+    for kind in pc.unique(kinds).to_pylist():
+        where = np.flatnonzero(ok & pc.equal(kinds, kind).to_numpy(zero_copy_only=False))
+        out[kind] = (where, scores[where])
+    return out
 
 
 def make_plan(tables: Mapping[str, pa.Table], settings: Mapping) -> dict:
     """The selection plan (JSON-serialisable) from every shard's sidecar columns.
 
-    The top-fraction cut is exact in 8 bytes per scored row: the k-th best score comes from a partial sort of
-    each kind's scores, and only rows tied at that score are ranked by key, shard and row position.
+    The top-fraction cut is exact with about 16 bytes per scored row: the k-th best score comes from a partial
+    sort of each kind's scores, and only the rows tied at that score are ranked by key, shard and position.
     """
     plan = {"settings": dict(settings)}
     if settings.get("top_fraction") is None:
@@ -55,16 +62,12 @@ def make_plan(tables: Mapping[str, pa.Table], settings: Mapping) -> dict:
         plan["threshold"] = DEFAULT_THRESHOLD if threshold is None else float(threshold)
         return plan
     fraction = float(settings["top_fraction"])
-    scored = {shard: scored_rows(table.select(["index", "key", "kind", "score", "error"]))
-              for shard, table in tables.items()}
-    by_kind: dict[str, list[np.ndarray]] = {}
-    for rows, scores in scored.values():
-        kinds = rows.column("kind").to_numpy(zero_copy_only=False)
-        for kind in np.unique(kinds):
-            by_kind.setdefault(str(kind), []).append(scores[kinds == kind])
+    scored = {shard: scores_by_kind(table) for shard, table in tables.items()}
+    kinds = sorted({kind for per_kind in scored.values() for kind in per_kind})
     cuts = {}
-    for kind, parts in sorted(by_kind.items()):
-        scores = np.concatenate(parts)
+    for kind in kinds:
+        parts = {shard: per_kind[kind] for shard, per_kind in scored.items() if kind in per_kind}
+        scores = np.concatenate([s for _, s in parts.values()])
         keep = math.floor(fraction * len(scores) + 1e-9)
         cut = None
         if keep:
@@ -72,9 +75,8 @@ def make_plan(tables: Mapping[str, pa.Table], settings: Mapping) -> dict:
             above = int((-scores < kth).sum())  # rows that outrank every row tied at the k-th score
             ties = sorted(
                 (row["key"], shard, row["index"])
-                for shard, (rows, shard_scores) in scored.items()
-                for row in rows.filter(pa.array((-shard_scores == kth) & (
-                    rows.column("kind").to_numpy(zero_copy_only=False) == kind))).to_pylist()
+                for shard, (where, shard_scores) in parts.items()
+                for row in tables[shard].select(["key", "index"]).take(where[-shard_scores == kth]).to_pylist()
             )
             key, shard, index = ties[keep - above - 1]
             cut = [kth.hex(), key, shard, index]
