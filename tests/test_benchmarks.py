@@ -57,3 +57,13 @@ def test_gpu_check_runs_on_cpu_at_tiny_size(monkeypatch, tmp_path):
         (s, t) for s in ("captions", "documents") for t in ("model", "scorer")
     }
     assert all(r["samples_per_s"] > 0 and 0 < r["fraction_of_peak"] for r in report["results"])
+
+
+def test_bench_selection_prints_a_row_per_size_and_step(monkeypatch, capsys):
+    monkeypatch.syspath_prepend(str(BENCHMARKS))
+    importlib.import_module("bench_selection").main(["--rows", "20000", "--shards", "2"])
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert lines[0].split()[:2] == ["rows", "step"]
+    assert [line.split()[1] for line in lines[1:]] == ["make_plan", "summarize", "report"]
+    assert all(float(line.split()[-2]) >= 0 for line in lines[1:])
+

@@ -21,7 +21,7 @@ import pytest
 
 from tests.kit import PHOTO_NAMES, photo
 from unifilter_hf.curation import CurateConfig, CurationError, curate
-from unifilter_hf.curation.selection import decide, make_plan
+from unifilter_hf.curation.selection import decide, decide_many, make_plan
 
 TEXTS = ["A cup of coffee.", "A cat.", "A rocket on a pad.", "A temple roof.", "A flower.", "Astronaut."]
 
@@ -156,6 +156,11 @@ def test_top_fraction_cut_equals_a_full_sort_with_many_ties(seed):
     kept = {(shard, r["index"]) for shard, t in tables.items() for r in t.to_pylist() if decide(plan, shard, r)[0]}
     brute = {(e[2], e[3]) for rows in entries.values() for e in sorted(rows)[: math.floor(fraction * len(rows))]}
     assert kept == brute
+    for keep_errors in (False, True):  # the vectorized decision answers as decide() does, row by row
+        for settings in ({"threshold": 1.25}, {"threshold": None, "top_fraction": fraction}):
+            plan = make_plan(tables, {"threshold": None, "top_fraction": None, **settings, "keep_errors": keep_errors})
+            for shard, t in tables.items():
+                assert decide_many(plan, shard, t).tolist() == [decide(plan, shard, r)[0] for r in t.to_pylist()]
 
 
 def test_reselect_reuses_sidecars_and_keep_errors(tmp_path, model_dir):

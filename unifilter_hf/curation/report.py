@@ -17,8 +17,9 @@ from collections.abc import Mapping
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
-from .selection import decide, scores_by_kind
+from .selection import decide_many, scores_by_kind
 
 QUANTILES = (0.0, 0.1, 0.25, 0.5, 0.75, 0.9, 1.0)
 
@@ -55,14 +56,17 @@ def summarize(tables: Mapping[str, pa.Table], plan: Mapping) -> dict:
     reasons: Counter = Counter()
     scores: dict[str, list[np.ndarray]] = {}  # per shard arrays: 8 bytes a row, not a Python float each
     for shard, table in tables.items():
-        for row in table.select(["index", "key", "kind", "score", "error"]).to_pylist():
-            c = counts.setdefault(row["kind"], Counter({"in": 0, "kept": 0, "rejected": 0, "errors": 0}))
-            c["in"] += 1
-            keep, _ = decide(plan, shard, row)
-            c["kept" if keep else "rejected"] += 1
-            if row["error"] is not None:
-                c["errors"] += 1
-                reasons[re.sub(r"\d+", "N", row["error"])] += 1
+        keep = decide_many(plan, shard, table)
+        failed = table.column("error").is_valid().to_numpy(zero_copy_only=False)
+        kinds = table.column("kind")
+        for kind in pc.unique(kinds).to_pylist():
+            mine = pc.equal(kinds, kind).to_numpy(zero_copy_only=False)
+            c = counts.setdefault(kind, Counter({"in": 0, "kept": 0, "rejected": 0, "errors": 0}))
+            kept = int((mine & keep).sum())
+            c.update({"in": int(mine.sum()), "kept": kept, "rejected": int(mine.sum()) - kept,
+                      "errors": int((mine & failed).sum())})
+        for error in table.column("error").filter(pa.array(failed)).to_pylist():
+            reasons[re.sub(r"\d+", "N", error)] += 1
         for kind, (_, kind_scores) in scores_by_kind(table).items():
             scores.setdefault(kind, []).append(kind_scores)
     total = Counter()

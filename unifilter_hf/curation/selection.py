@@ -102,3 +102,30 @@ def decide(plan: Mapping, shard: str, row: Mapping) -> tuple[bool, str | None]:
     if _rank(shard, row) <= (float.fromhex(neg_hex), key, cut_shard, index):
         return True, None
     return False, f"outside top fraction {fraction} of {row['kind']}"
+
+
+def decide_many(plan: Mapping, shard: str, table: pa.Table) -> np.ndarray:
+    """:func:`decide` for every row of a sidecar table at once: the same answers, as a boolean array.
+
+    Only rows tied with a kind's cut score go through :func:`decide` one by one.
+    """
+    scores = table.column("score").to_numpy(zero_copy_only=False).astype(np.float64)
+    ok = table.column("error").is_null().to_numpy(zero_copy_only=False) & ~np.isnan(scores)
+    if "threshold" in plan:
+        keep = ok & (scores >= plan["threshold"])
+    else:
+        keep = np.zeros(len(scores), dtype=bool)
+        for kind, entry in plan["cuts"].items():
+            if entry["cut"] is None:
+                continue
+            cut_score = -float.fromhex(entry["cut"][0])
+            mine = ok & pc.equal(table.column("kind"), kind).to_numpy(zero_copy_only=False)
+            keep |= mine & (scores > cut_score)
+            tied = np.flatnonzero(mine & (scores == cut_score))
+            columns = ["index", "key", "kind", "score", "error"]
+            for i, row in zip(tied, table.select(columns).take(tied).to_pylist()):
+                keep[i] = decide(plan, shard, row)[0]
+    if plan["settings"].get("keep_errors"):
+        keep |= ~ok
+    return keep
+

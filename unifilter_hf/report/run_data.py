@@ -1,8 +1,9 @@
 """A finished curation run as the report reads it: manifest, summary, plan, and per-kind score statistics.
 
-The sidecars (``scores/<shard>.parquet``) are streamed shard by shard and never held: each scored row adds to
-a fine score histogram (all rows and kept rows), to its band's counts, and to a bounded, deterministic sample
-per band (the rows with the smallest hash of their key), from which the example rows are picked. Memory stays
+The sidecars (``scores/<shard>.parquet``) are streamed batch by batch and never held: each batch's scored rows
+add to a fine score histogram (all rows and kept rows), to their bands' counts, and to a bounded,
+deterministic sample per band (the rows with the smallest hash of shard and position), from which the example
+rows are picked; all with numpy, without a Python object per row. Memory stays
 constant whatever the number of rows; the figures are exact to the histogram's 0.005 resolution. Only the
 example rows are read back from the source, each shard streamed once up to its last wanted row.
 
@@ -23,9 +24,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pyarrow as pa
 import pyarrow.parquet as pq
 
-from ..curation.selection import decide
+from ..curation.selection import decide_many, scores_by_kind
 
 BIN_WIDTH = 0.005  # histogram resolution on the score axis
 BIN_LOW, BIN_HIGH = -1.0, 4.0  # scores outside fall into the first / last bin (the axis uses the true range)
@@ -79,24 +81,35 @@ class KindStats:
     def kept(self) -> int:
         return sum(self.kept_bands)
 
-    def add(self, shard: str, row: Mapping, kept: bool) -> None:
-        score = row["score"]
-        b = min(len(self.hist) - 1, max(0, int((score - BIN_LOW) / BIN_WIDTH)))
-        band = band_of(score)
-        self.hist[b] += 1
-        self.bands[band] += 1
-        if kept:
-            self.kept_hist[b] += 1
-            self.kept_bands[band] += 1
-        self.low, self.high = min(self.low, score), max(self.high, score)
-        # Keep the SAMPLE_PER_BAND rows of smallest hash: a uniform, deterministic sample of the band.
-        h = zlib.crc32(f"{row['key']}\0{shard}\0{row['index']}".encode())
-        entry = (-h, score, row["key"], shard, row["index"], kept)
-        heap = self.samples[band]
-        if len(heap) < SAMPLE_PER_BAND:
-            heapq.heappush(heap, entry)
-        elif entry > heap[0]:
-            heapq.heapreplace(heap, entry)
+    def add(self, shard: str, table: pa.Table, where: np.ndarray, scores: np.ndarray, kept: np.ndarray) -> None:
+        """Add the scored rows ``where`` of a sidecar batch (their ``scores``, and ``kept`` per row of the batch)."""
+        kept = kept[where]
+        bins = np.clip(((scores - BIN_LOW) / BIN_WIDTH).astype(np.int64), 0, len(self.hist) - 1)
+        bands = np.clip(np.floor(scores + 0.5), 0, 3).astype(np.int64)
+        self.hist += np.bincount(bins, minlength=len(self.hist))
+        self.kept_hist += np.bincount(bins[kept], minlength=len(self.hist))
+        for band, (n, k) in enumerate(zip(np.bincount(bands, minlength=4), np.bincount(bands[kept], minlength=4))):
+            self.bands[band] += int(n)
+            self.kept_bands[band] += int(k)
+        if scores.size:
+            self.low, self.high = min(self.low, float(scores.min())), max(self.high, float(scores.max()))
+        # Keep the SAMPLE_PER_BAND rows of smallest hash per band: a uniform, deterministic sample. Only rows
+        # that beat a full sample's worst hash become Python objects.
+        index = table.column("index").to_numpy(zero_copy_only=False)[where]
+        hashes = _mix(index.astype(np.uint64) ^ np.uint64(zlib.crc32(shard.encode())))
+        for band in range(4):
+            heap = self.samples[band]
+            candidates = np.flatnonzero(bands == band)
+            if len(heap) >= SAMPLE_PER_BAND:
+                candidates = candidates[hashes[candidates] < np.uint64(-heap[0][0])]
+            candidates = candidates[np.argsort(hashes[candidates], kind="stable")][:SAMPLE_PER_BAND]
+            keys = table.column("key").take(where[candidates]).to_pylist()
+            for c, key in zip(candidates, keys):
+                entry = (-int(hashes[c]), float(scores[c]), key, shard, int(index[c]), bool(kept[c]))
+                if len(heap) < SAMPLE_PER_BAND:
+                    heapq.heappush(heap, entry)
+                elif entry > heap[0]:
+                    heapq.heapreplace(heap, entry)
 
     def edges(self) -> np.ndarray:
         return BIN_LOW + BIN_WIDTH * np.arange(len(self.hist) + 1)
@@ -155,10 +168,19 @@ def load_run(run_dir: str | Path) -> RunData:
         if not path.exists():
             raise ReportError(f"shard {shard} of {root} has no scores: finish the job with the same curate command")
         for batch in pq.ParquetFile(path).iter_batches(columns=["index", "key", "kind", "score", "error"]):
-            for row in batch.to_pylist():
-                if row["error"] is None and not math.isnan(row["score"]):
-                    stats.setdefault(row["kind"], KindStats()).add(shard, row, decide(plan, shard, row)[0])
+            table = pa.Table.from_batches([batch])
+            kept = decide_many(plan, shard, table)
+            for kind, (where, scores) in scores_by_kind(table).items():
+                stats.setdefault(kind, KindStats()).add(shard, table, where, scores, kept)
     return RunData(root, manifest, summary, plan, stats, _timings(root / "timings.jsonl"))
+
+
+def _mix(x: np.ndarray) -> np.ndarray:
+    """A 64-bit integer hash (splitmix64's finalizer), vectorized: spreads row positions uniformly."""
+    with np.errstate(over="ignore"):
+        x = (x ^ (x >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+        x = (x ^ (x >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+        return x ^ (x >> np.uint64(31))
 
 
 def _timings(path: Path) -> list[dict]:
