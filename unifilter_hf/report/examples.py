@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import base64
 import io
-import logging
 from collections.abc import Sequence
 
 from PIL import Image
@@ -24,8 +23,6 @@ from ..row_layouts import SampleError, to_sample
 from ..sample import Sample
 from .attribution import Attribution, explain_many
 from .run_data import Example, RunData, column_map
-
-logger = logging.getLogger(__name__)
 
 
 def thumbnail_uri(image: Image.Image, size: int = 160) -> str:

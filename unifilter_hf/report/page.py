@@ -11,7 +11,6 @@ Example:
 
 from __future__ import annotations
 
-import logging
 from pathlib import Path
 
 import jinja2
@@ -22,7 +21,6 @@ from .examples import build_examples
 from .figures import FIGURES
 from .run_data import ReportError, RunData, fetch_rows, load_run, pick_examples
 
-logger = logging.getLogger(__name__)
 TEMPLATE = "report.html.jinja"
 
 
