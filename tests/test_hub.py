@@ -39,8 +39,11 @@ def hub(monkeypatch):
         calls.append(("create_commit", {**kwargs, "files": sorted(op.path_in_repo for op in ops)}))
         return f"https://huggingface.co/{kwargs['repo_id']}/commit/abc"
 
+    def whoami(self, token=None, cache=False):
+        return {"name": "someone", "auth": {"accessToken": {"role": "write"}}}
+
     for name, fn in (("create_repo", create_repo), ("create_branch", create_branch),
-                     ("create_commit", create_commit)):
+                     ("create_commit", create_commit), ("whoami", whoami)):
         monkeypatch.setattr(HfApi, name, fn)
     monkeypatch.setenv("HF_TOKEN", "hf_test")
     monkeypatch.delenv("HF_HUB_OFFLINE")
@@ -142,6 +145,26 @@ def test_curate_refuses_before_any_work_offline_or_without_token(offline, tmp_pa
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and ("HF_HUB_OFFLINE" if offline else "hf auth login") in err
     assert not out.exists()  # no manifest.json, nothing
+
+
+@pytest.mark.parametrize("hub_answer", ["unreachable", "read-only"])
+def test_curate_refuses_an_unreachable_hub_or_a_read_only_token_before_any_work(hub_answer, hub, tmp_path,
+                                                                                monkeypatch, capsys):
+    import unifilter_hf.curation.job as job
+
+    def whoami(self, token=None, cache=False):
+        if hub_answer == "unreachable":
+            raise ConnectionError("[Errno -3] Temporary failure in name resolution")
+        return {"name": "someone", "auth": {"accessToken": {"role": "read"}}}
+
+    monkeypatch.setattr(HfApi, "whoami", whoami)
+    monkeypatch.setattr(job, "open_source", lambda *a, **k: pytest.fail("source opened before the check"))
+    out = tmp_path / "run"
+    assert main(["curate", str(tmp_path), "--output", str(out), "--threshold", "2", "--push-to-hub", REPO]) == 2
+    err = capsys.readouterr().err
+    expected = "name resolution" if hub_answer == "unreachable" else "read-only"
+    assert err.count("\n") == 1 and expected in err and REPO in err
+    assert not out.exists() and hub == []
 
 
 def test_convert_and_synth_refuse_before_any_work(tmp_path, monkeypatch, capsys):

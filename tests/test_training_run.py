@@ -46,6 +46,8 @@ def pushed_run(tmp_path_factory):
         mp.setattr(HfApi, "create_repo", create_repo)
         mp.setattr(HfApi, "create_branch", create_branch)
         mp.setattr(HfApi, "create_commit", create_commit)
+        mp.setattr(HfApi, "whoami", lambda self, token=None, cache=False: {"name": "someone",
+                                                                           "auth": {"accessToken": {"role": "write"}}})
         mp.setenv("HF_HUB_OFFLINE", "0")
         mp.setenv("HF_TOKEN", "hf_test_token_not_real")
         summary = train(["--config", QUICKSTART, "--output_dir", str(out), *SHORT, "--push_to_hub", REPO,

@@ -1,10 +1,11 @@
 """Publishing to the Hub: one preflight check and one push function for every command.
 
 ``curate``, ``train``, ``convert`` and ``synth`` take ``--push-to-hub REPO`` (``train``: ``--push_to_hub``) and
-call :func:`check_can_push` before any work, so a missing token or ``HF_HUB_OFFLINE`` ends the command in one
-line before a model is loaded. Each push is one ``HfApi.create_commit`` (all files, one commit) with a commit
-message that names the settings; ``unifilter-hf push FOLDER REPO_ID`` publishes a finished folder (curation
-run, checkpoint or synthetic set) with the same file sets.
+call :func:`check_can_push` before any work, so ``HF_HUB_OFFLINE``, an unreachable Hub, or a missing, rejected
+or read-only token ends the command in one line before a model is loaded. Each push is one
+``HfApi.create_commit`` (all files, one commit) with a commit message that names the settings;
+``unifilter-hf push FOLDER REPO_ID`` publishes a finished folder (curation run, checkpoint or synthetic set)
+with the same file sets.
 
 Example:
     >>> check_can_push(None)  # nothing to push: no check
@@ -40,8 +41,9 @@ class PushError(SystemExit):
     """
 
 
-def check_can_push(repo_id: str | None) -> None:
-    """Fail fast (before any data, model or training) when ``repo_id`` is set but the Hub is offline or no token.
+def check_can_push(repo_id: str | None, api: HfApi | None = None) -> None:
+    """Fail fast (before any data, model or training) when ``repo_id`` is set but a push cannot work: the Hub is
+    offline (``HF_HUB_OFFLINE``) or unreachable, there is no token, or the token is rejected or read-only.
 
     Example:
         >>> import os
@@ -57,6 +59,17 @@ def check_can_push(repo_id: str | None) -> None:
         raise PushError(f"cannot push to {repo_id}: HF_HUB_OFFLINE is set; unset it or drop --push-to-hub")
     if not get_token():
         raise PushError(f"cannot push to {repo_id}: no Hugging Face token; run `hf auth login` or set HF_TOKEN")
+    # One call to the Hub now: an unreachable Hub or a rejected token fails here, not after the job.
+    try:
+        me = (api or HfApi()).whoami(cache=True)
+    except Exception as err:  # noqa: BLE001 - network, proxy or auth: all end the command the same way
+        first = (str(err).strip().splitlines() or [type(err).__name__])[0][:160]
+        raise PushError(f"cannot push to {repo_id}: the Hub cannot be reached or refused the token ({first}); "
+                        "check the network and `hf auth whoami`") from None
+    role = ((me.get("auth") or {}).get("accessToken") or {}).get("role")
+    if role == "read":
+        raise PushError(f"cannot push to {repo_id}: the token of {me.get('name', '?')} is read-only; "
+                        "log in with a write token (`hf auth login`)")
 
 
 def push_folder(folder: str | Path, repo_id: str, *, repo_type: str, commit_message: str, private: bool = False,
