@@ -26,7 +26,7 @@ from pathlib import Path
 
 from huggingface_hub import DatasetCard, DatasetCardData
 
-_TEMPLATES = Path(__file__).resolve().parent.parent / "model_cards"
+_TEMPLATES = Path(__file__).resolve().parent / "model_cards"  # links to the top-level folder; in the wheel
 CURATED_TEMPLATE = _TEMPLATES / "curated_dataset.md"
 SYNTHETIC_TEMPLATE = _TEMPLATES / "synthetic_dataset.md"
 HISTOGRAM = "report/score_histogram.png"  # written by the run's HTML report, when there is one

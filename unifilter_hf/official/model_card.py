@@ -9,7 +9,7 @@ import torch
 from .conversion import ConvertedCheckpoint
 from .layout import is_local
 
-_CARD_TEMPLATE = Path(__file__).resolve().parents[2] / "model_cards" / "converted_official.md"
+_CARD_TEMPLATE = Path(__file__).resolve().parents[1] / "model_cards" / "converted_official.md"  # in the wheel too
 
 
 def source_license(folder: Path) -> str | None:

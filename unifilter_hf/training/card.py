@@ -12,7 +12,7 @@ from typing import Any
 
 from huggingface_hub import ModelCard, ModelCardData
 
-TEMPLATE = Path(__file__).resolve().parent.parent.parent / "model_cards" / "trained_checkpoint.md"
+TEMPLATE = Path(__file__).resolve().parent.parent / "model_cards" / "trained_checkpoint.md"  # in the wheel too
 _SCALARS = ("eval_accuracy", "eval_macro_f1", "eval_spearman", "eval_pairwise_accuracy", "eval_loss", "eval_ece")
 
 
