@@ -41,7 +41,7 @@ def trained_scorer():
 
 
 @pytest.fixture(scope="module")
-def run_dir(tmp_path_factory, trained_scorer):
+def run_dir(tmp_path_factory):
     root = tmp_path_factory.mktemp("report")
     # the demo's pool: shapes captions and 2-3 scene documents of unseen scenes at all levels, broken rows
     src = root / "pool"
