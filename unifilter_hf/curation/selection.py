@@ -37,11 +37,16 @@ def _rank(shard: str, row: Mapping) -> tuple:
     return (-row["score"], row["key"], shard, row["index"])
 
 
+def _scores_and_ok(table: pa.Table) -> tuple[np.ndarray, np.ndarray]:
+    """A sidecar table's scores and which rows are scored (no error, finite score): :func:`_ok`, vectorized."""
+    scores = table.column("score").to_numpy(zero_copy_only=False).astype(np.float64)
+    return scores, table.column("error").is_null().to_numpy(zero_copy_only=False) & ~np.isnan(scores)
+
+
 def scores_by_kind(table: pa.Table) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     """For each kind of a sidecar table: the positions of its scored rows (no error, finite score) and their
     scores. Numpy arrays only: nothing per row is turned into a Python object."""
-    scores = table.column("score").to_numpy(zero_copy_only=False).astype(np.float64)
-    ok = table.column("error").is_null().to_numpy(zero_copy_only=False) & ~np.isnan(scores)
+    scores, ok = _scores_and_ok(table)
     kinds = table.column("kind")
     out = {}
     for kind in pc.unique(kinds).to_pylist():
@@ -109,8 +114,7 @@ def decide_many(plan: Mapping, shard: str, table: pa.Table) -> np.ndarray:
 
     Only rows tied with a kind's cut score go through :func:`decide` one by one.
     """
-    scores = table.column("score").to_numpy(zero_copy_only=False).astype(np.float64)
-    ok = table.column("error").is_null().to_numpy(zero_copy_only=False) & ~np.isnan(scores)
+    scores, ok = _scores_and_ok(table)
     if "threshold" in plan:
         keep = ok & (scores >= plan["threshold"])
     else:
@@ -122,8 +126,7 @@ def decide_many(plan: Mapping, shard: str, table: pa.Table) -> np.ndarray:
             mine = ok & pc.equal(table.column("kind"), kind).to_numpy(zero_copy_only=False)
             keep |= mine & (scores > cut_score)
             tied = np.flatnonzero(mine & (scores == cut_score))
-            columns = ["index", "key", "kind", "score", "error"]
-            for i, row in zip(tied, table.select(columns).take(tied).to_pylist()):
+            for i, row in zip(tied, table.select(["index", "key", "kind", "score", "error"]).take(tied).to_pylist()):
                 keep[i] = decide(plan, shard, row)[0]
     if plan["settings"].get("keep_errors"):
         keep |= ~ok
