@@ -59,7 +59,7 @@ def _size_category(n: int) -> str:
     return "n>1T"
 
 
-def source_license(source: str) -> str | None:
+def source_license(source: str | Path) -> str | None:
     """The ``license`` of a local source folder's README front matter (Hub sources are not looked up)."""
     readme = Path(source) / "README.md"
     if not readme.is_file():

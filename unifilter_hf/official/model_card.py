@@ -6,24 +6,11 @@ from pathlib import Path
 
 import torch
 
+from ..dataset_cards import source_license
 from .conversion import ConvertedCheckpoint
 from .layout import is_local
 
 _CARD_TEMPLATE = Path(__file__).resolve().parents[1] / "model_cards" / "converted_official.md"  # in the wheel too
-
-
-def source_license(folder: Path) -> str | None:
-    """The `license` of the source README's front matter, if any."""
-    from huggingface_hub.repocard import metadata_load
-
-    readme = folder / "README.md"
-    if not readme.is_file():
-        return None
-    try:
-        license_id = (metadata_load(readme) or {}).get("license")
-    except Exception:  # malformed front matter: treat as absent
-        return None
-    return str(license_id) if license_id else None
 
 
 def write_model_card(
@@ -34,7 +21,7 @@ def write_model_card(
 
     source = source_id or (converted.source if not is_local(converted.source) else Path(converted.source).name)
     is_hub_id = bool(source_id) or not is_local(converted.source)
-    license_id = source_license(converted.folder)
+    license_id = source_license(converted.folder)  # the one README front-matter reader (dataset_cards)
     vision = converted.config.vision_config
     tokenizer = converted.processor.tokenizer
     data = ModelCardData(
@@ -81,4 +68,4 @@ Converted with unifilter-hf from the official UniFilter checkpoint `{{ source }}
 """
 
 
-__all__ = ["source_license", "write_model_card"]
+__all__ = ["write_model_card"]
