@@ -61,7 +61,7 @@ def main() -> None:
     parser.add_argument("--workers", type=int, nargs="+", default=[0, 1, 2])
     args = parser.parse_args()
 
-    from unifilter_hf.curation import CurateConfig, curate
+    from unifilter_hf.curation import CurateConfig, curate, load_summary
 
     tmp = Path(tempfile.mkdtemp(prefix="bench-curation-"))
     model = args.model
@@ -82,7 +82,7 @@ def main() -> None:
         config = CurateConfig(source=str(tmp / "src"), output=str(tmp / f"out-{run}-{workers}"), model=model,
                               batch_size=args.batch_size, window=args.window, workers=workers, threshold=0.0,
                               quiet=True)
-        summary = curate(config)
+        summary = load_summary(curate(config))
         seconds = time.perf_counter() - start
         t = summary["throughput"]
         rates[workers].append(t["rows_scored_this_run"] / seconds)

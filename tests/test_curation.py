@@ -20,7 +20,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from tests.kit import PHOTO_NAMES, photo
-from unifilter_hf.curation import CurateConfig, CurationError, curate
+from unifilter_hf.curation import CurateConfig, CurationError, curate, load_summary
 from unifilter_hf.curation.selection import decide, decide_many, make_plan
 
 TEXTS = ["A cup of coffee.", "A cat.", "A rocket on a pad.", "A temple roof.", "A flower.", "Astronaut."]
@@ -107,8 +107,8 @@ def sidecar_bytes(out: Path) -> dict[str, bytes]:
 def test_top_fraction_equals_brute_force_sort(tmp_path, model_dir):
     src = write_caption_shards(tmp_path / "src", shards=3, rows=6)
     out = tmp_path / "out"
-    summary = curate(CurateConfig(source=str(src), output=str(out), model=str(model_dir), top_fraction=0.4,
-                                  batch_size=4, quiet=True))
+    summary = load_summary(curate(CurateConfig(source=str(src), output=str(out), model=str(model_dir), top_fraction=0.4,
+                                  batch_size=4, quiet=True)))
     scores = read_folder(out / "scores")
     assert len(scores) == 18 and sum(r["error"] is not None for r in scores) == 3
     ok = [r for r in scores if r["error"] is None]
@@ -167,9 +167,9 @@ def test_reselect_reuses_sidecars_and_keep_errors(tmp_path, model_dir):
     src = write_caption_shards(tmp_path / "src", shards=2, rows=5)
     out = tmp_path / "out"
     base = dict(source=str(src), output=str(out), model=str(model_dir), batch_size=4, quiet=True)
-    first = curate(CurateConfig(**base, threshold=1.0))
+    first = load_summary(curate(CurateConfig(**base, threshold=1.0)))
     before = {p: p.stat().st_mtime_ns for p in (out / "scores").iterdir()}
-    again = curate(CurateConfig(**base, top_fraction=0.5, keep_errors=True, select_only=True))
+    again = load_summary(curate(CurateConfig(**base, top_fraction=0.5, keep_errors=True, select_only=True)))
     assert {p: p.stat().st_mtime_ns for p in (out / "scores").iterdir()} == before
     assert again["throughput"]["rows_scored_this_run"] == 0
     assert first["selection"] != again["selection"]
@@ -205,8 +205,8 @@ def test_webdataset_both_layouts_every_row_accounted_for(tmp_path, model_dir):
     write_datacomp_tar(src / "datacomp-000.tar", rows=5)
     write_obelics_tar(src / "obelics-000.tar", rows=4)
     out = tmp_path / "out"
-    summary = curate(CurateConfig(source=str(src), output=str(out), model=str(model_dir), threshold=0.0,
-                                  batch_size=4, quiet=True))
+    summary = load_summary(curate(CurateConfig(source=str(src), output=str(out), model=str(model_dir), threshold=0.0,
+                                  batch_size=4, quiet=True)))
     scores = {r["key"]: r for r in read_folder(out / "scores")}
     assert len(scores) == 9
     assert scores["0001"]["error"].startswith("image:")  # the truncated jpg member
@@ -226,8 +226,8 @@ def test_mixed_kinds_are_ranked_separately(tmp_path, model_dir):
     src = write_caption_shards(tmp_path / "src", shards=1, rows=6, corrupt=False)
     write_document_shard(src / "docs.parquet", rows=4)
     out = tmp_path / "out"
-    summary = curate(CurateConfig(source=str(src), output=str(out), model=str(model_dir), top_fraction=0.5,
-                                  quiet=True))
+    summary = load_summary(curate(CurateConfig(source=str(src), output=str(out), model=str(model_dir), top_fraction=0.5,
+                                  quiet=True)))
     assert summary["counts"]["caption"]["kept"] == 3
     assert summary["counts"]["document"]["kept"] == 2
 
@@ -256,8 +256,8 @@ def test_streaming_source_is_never_materialised(tmp_path, model_dir):
     features = datasets.Features({"id": datasets.Value("string"), "image": datasets.Image(),
                                   "text": datasets.Value("string")})
     stream = datasets.IterableDataset.from_generator(rows, features=features)
-    summary = curate(CurateConfig(source=stream, output=str(tmp_path / "out"), window=4, quiet=True),
-                     scorer=scorer)
+    summary = load_summary(curate(CurateConfig(source=stream, output=str(tmp_path / "out"), window=4, quiet=True),
+                     scorer=scorer))
     assert summary["total"]["in"] == 96 and scorer.scored == 96
     assert max(ahead) <= 4  # one window (no workers): nothing like the 96-row source is ever held
     assert summary["throughput"]["peak_rows_in_flight"] <= 4
@@ -276,8 +276,8 @@ def test_decoding_workers_give_identical_sidecars_and_never_import_torch(tmp_pat
     outs = []
     for workers in (0, 2):
         out = tmp_path / f"out{workers}"
-        summary = curate(CurateConfig(source=str(src), output=str(out), model=str(model_dir), batch_size=2,
-                                      window=4, workers=workers, quiet=True))
+        summary = load_summary(curate(CurateConfig(source=str(src), output=str(out), model=str(model_dir), batch_size=2,
+                                      window=4, workers=workers, quiet=True)))
         outs.append(out)
     assert sidecar_bytes(outs[0]) == sidecar_bytes(outs[1])
     assert summary["throughput"]["peak_rows_in_flight"] <= 4 * (2 + 2)

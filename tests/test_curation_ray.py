@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from tests.test_curation import read_folder, sidecar_bytes, write_caption_shards
-from unifilter_hf.curation import CurateConfig, curate
+from unifilter_hf.curation import CurateConfig, curate, load_summary
 
 ray = pytest.importorskip("ray")
 REPO = Path(__file__).resolve().parents[1]
@@ -27,8 +27,8 @@ def ray_cluster():
 def test_ray_and_local_engines_write_identical_sidecars_and_hand_over(tmp_path, model_dir, ray_cluster):
     src = write_caption_shards(tmp_path / "src", shards=3, rows=4)
     common = dict(source=str(src), model=str(model_dir), batch_size=2, window=4, top_fraction=0.5, quiet=True)
-    local = curate(CurateConfig(**common, output=str(tmp_path / "local")))
-    on_ray = curate(CurateConfig(**common, output=str(tmp_path / "ray"), engine="ray", num_actors=1))
+    local = load_summary(curate(CurateConfig(**common, output=str(tmp_path / "local"))))
+    on_ray = load_summary(curate(CurateConfig(**common, output=str(tmp_path / "ray"), engine="ray", num_actors=1)))
     assert on_ray["throughput"]["rows_scored_this_run"] == 12
     assert sidecar_bytes(tmp_path / "ray") == sidecar_bytes(tmp_path / "local")
     assert read_folder(tmp_path / "ray" / "curated") == read_folder(tmp_path / "local" / "curated")
@@ -41,6 +41,6 @@ def test_ray_and_local_engines_write_identical_sidecars_and_hand_over(tmp_path, 
     for folder in ("curated", "rejected"):
         for path in (handover / folder).iterdir():
             path.unlink()
-    finished = curate(CurateConfig(**common, output=str(handover), engine="ray"))
+    finished = load_summary(curate(CurateConfig(**common, output=str(handover), engine="ray")))
     assert finished["throughput"]["rows_scored_this_run"] == 4
     assert sidecar_bytes(handover) == sidecar_bytes(tmp_path / "local")

@@ -6,7 +6,7 @@ import datasets
 import pytest
 
 from tests.test_curation import png_bytes, write_datacomp_tar, write_obelics_tar
-from unifilter_hf.dataset_io import SourceError, document_view, hub_shards, open_source, undecode_images
+from unifilter_hf.sources.shards import SourceError, document_view, hub_shards, open_source, undecode_images
 
 
 @pytest.fixture
@@ -85,12 +85,12 @@ def test_a_source_without_a_known_layout_is_one_job_error(tmp_path, model_dir):
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from unifilter_hf.curation import CurateConfig, CurationError, curate
+    from unifilter_hf.curation import CurateConfig, CurationError, curate, load_summary
 
     pq.write_table(pa.table({"picture": [png_bytes("coffee")], "words": ["A cup."]}), tmp_path / "p.parquet")
     with pytest.raises(CurationError, match="--columns image=IMG,text=CAPTION"):
         curate(CurateConfig(source=str(tmp_path / "p.parquet"), output=str(tmp_path / "o"), model=str(model_dir)))
-    summary = curate(CurateConfig(source=str(tmp_path / "p.parquet"), output=str(tmp_path / "o"),
+    summary = load_summary(curate(CurateConfig(source=str(tmp_path / "p.parquet"), output=str(tmp_path / "o"),
                                   model=str(model_dir), columns={"image": "picture", "text": "words"},
-                                  threshold=0.0, quiet=True))
+                                  threshold=0.0, quiet=True)))
     assert summary["total"] == {"in": 1, "kept": 1, "rejected": 0, "errors": 0}

@@ -16,7 +16,8 @@ from huggingface_hub import DatasetCard, HfApi, ModelCard
 
 from tests.test_curation import write_caption_shards
 from unifilter_hf.cli import main
-from unifilter_hf.curation import CurateConfig, curate
+from unifilter_hf.curation import CurateConfig, curate, load_summary
+from unifilter_hf.publishing.curation_run import finish_curation
 
 REPO = "someone/curated"
 FIXTURE = Path(__file__).resolve().parent / "fixtures" / "official-tiny-qwen2" / "checkpoint"
@@ -65,9 +66,10 @@ def _report_files(folder: Path) -> list[str]:
 def test_curate_pushes_curated_rows_with_card_and_settings_message(hub, tmp_path, model_dir):
     src = write_caption_shards(tmp_path / "src", shards=2, rows=4)
     out = tmp_path / "run"
-    summary = curate(CurateConfig(source=str(src), output=str(out), model=str(model_dir), threshold=1.5,
-                                  batch_size=2, quiet=True, push_to_hub=REPO, private=True, hub_revision="v1",
-                                  report=False))
+    assert main(["curate", str(src), "--output", str(out), "--model", str(model_dir), "--threshold", "1.5",
+                 "--batch-size", "2", "--quiet", "--push-to-hub", REPO, "--private", "--hub-revision", "v1",
+                 "--no-report"]) == 0
+    summary = load_summary(out)
     assert _names(hub) == ["create_repo", "create_branch", "create_commit"]
     assert hub[0][1] == {"repo_id": REPO, "repo_type": "dataset", "private": True, "exist_ok": True}
     assert hub[1][1] == {"repo_id": REPO, "branch": "v1", "repo_type": "dataset", "exist_ok": True}
@@ -94,7 +96,8 @@ def test_curate_pushes_curated_rows_with_card_and_settings_message(hub, tmp_path
 def test_push_command_adds_report_and_histogram_and_skips_temporaries(hub, tmp_path, model_dir, capsys):
     src = write_caption_shards(tmp_path / "src", shards=2, rows=3, corrupt=False)
     out = tmp_path / "run"
-    curate(CurateConfig(source=str(src), output=str(out), model=str(model_dir), top_fraction=0.5, quiet=True))
+    config = CurateConfig(source=str(src), output=str(out), model=str(model_dir), top_fraction=0.5, quiet=True)
+    finish_curation(curate(config), config)
     assert (out / "README.md").is_file() and hub == []  # Hub-ready without any push
     report = _report_files(out)
     assert "report/report.html" in report and "report/score_histogram.png" in report
@@ -133,7 +136,7 @@ def test_curate_scores_only_from_the_command_line(hub, tmp_path, model_dir):
 @pytest.mark.parametrize("offline", [True, False])
 def test_curate_refuses_before_any_work_offline_or_without_token(offline, tmp_path, monkeypatch, capsys):
     import unifilter_hf.curation.job as job
-    import unifilter_hf.hub as hub_module
+    import unifilter_hf.publishing.hub as hub_module
 
     monkeypatch.setattr(job, "open_source", lambda *a, **k: pytest.fail("source opened before the check"))
     monkeypatch.setattr(job, "_load_scorer", lambda *a, **k: pytest.fail("model loaded before the check"))

@@ -20,7 +20,7 @@ def test_wheel_ships_card_templates_report_template_and_metric(tmp_path):
     assert "unifilter_hf/report/report.html.jinja" in names
     assert "unifilter_hf/metrics/unifilter_quality/unifilter_quality.py" in names
     # the modules that read the templates look for them inside the package, where the wheel puts them
-    from unifilter_hf.dataset_cards import CURATED_TEMPLATE
+    from unifilter_hf.publishing.dataset_cards import CURATED_TEMPLATE
     from unifilter_hf.training.card import TEMPLATE
 
     for path in (CURATED_TEMPLATE, TEMPLATE):

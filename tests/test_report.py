@@ -19,6 +19,7 @@ from PIL import Image
 
 from unifilter_hf.curation import CurateConfig, curate
 from unifilter_hf.demo.pool import build_pool, write_shapes_world
+from unifilter_hf.publishing.curation_run import finish_curation
 from unifilter_hf.report import ReportError, explain, explain_many, write_report
 from unifilter_hf.report.browser import find_chromium, probe, screenshot
 from unifilter_hf.sample import Sample
@@ -47,8 +48,9 @@ def run_dir(tmp_path_factory):
     src = root / "pool"
     build_pool(write_shapes_world(root / "shapes", num_scenes=16, seed=3), src, caption_scenes=6)
     out = root / "run"
-    curate(CurateConfig(source=str(src), output=str(out), model=str(TRAINED), top_fraction=0.5, batch_size=8,
-                        quiet=True))
+    config = CurateConfig(source=str(src), output=str(out), model=str(TRAINED), top_fraction=0.5, batch_size=8,
+                          quiet=True)
+    finish_curation(curate(config), config)  # the report and the card, as `unifilter-hf curate` writes them
     return out
 
 

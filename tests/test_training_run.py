@@ -16,7 +16,7 @@ from unifilter_hf.calibration import calibrated_probs
 from unifilter_hf.quality_metrics import compute_quality_metrics
 from unifilter_hf.training import QualityCollator
 from unifilter_hf.training.cli import main as train_main
-from unifilter_hf.training.run import train
+from unifilter_hf.training.run import load_metrics
 
 QUICKSTART = str(Path(__file__).resolve().parent.parent / "recipes" / "quickstart" / "train.yaml")
 SHORT = ["--train_scenes", "64", "--validation_scenes", "12", "--max_steps", "40", "--logging_steps", "5",
@@ -50,9 +50,9 @@ def pushed_run(tmp_path_factory):
                                                                            "auth": {"accessToken": {"role": "write"}}})
         mp.setenv("HF_HUB_OFFLINE", "0")
         mp.setenv("HF_TOKEN", "hf_test_token_not_real")
-        summary = train(["--config", QUICKSTART, "--output_dir", str(out), *SHORT, "--push_to_hub", REPO,
-                         "--hub_private_repo", "true", "--hub_revision", "exp1"])
-    return out, summary, calls
+        assert train_main([QUICKSTART, "--output_dir", str(out), *SHORT, "--push_to_hub", REPO,
+                           "--hub_private_repo", "true", "--hub_revision", "exp1"]) == 0
+    return out, load_metrics(out)["run"], calls
 
 
 def test_loss_falls(pushed_run):
@@ -143,7 +143,7 @@ def test_push_fails_fast_offline_before_any_data(monkeypatch, tmp_path, capsys):
 
 
 def test_push_fails_fast_without_token(monkeypatch, tmp_path):
-    import unifilter_hf.hub as hub
+    import unifilter_hf.publishing.hub as hub
     import unifilter_hf.training.run as run
 
     monkeypatch.setattr(run, "load_training_data", lambda *a, **k: pytest.fail("data loaded before the check"))

@@ -7,15 +7,14 @@ classification, processor), so saved checkpoints load with `AutoModel.from_pretr
 from transformers import AutoConfig, AutoModel, AutoModelForSequenceClassification, AutoProcessor
 
 from .configuration_unifilter import LEVEL_NAMES, UniFilterConfig
-from .dataset_io import undecode_images
 from .modeling_unifilter import QualityScoringOutput, UniFilterForQualityScoring
 from .official import register_official_auto_classes
 from .pipeline_unifilter import MultimodalQualityScoringPipeline, register_pipeline
 from .processing_unifilter import UniFilterProcessor
 from .quality_metrics import metrics_path  # local evaluate module: evaluate.load(metrics_path)
 from .sample import Sample, SampleError
-
-__version__ = "0.1.0"
+from .sources import undecode_images
+from .version import __version__
 
 AutoConfig.register(UniFilterConfig.model_type, UniFilterConfig, exist_ok=True)
 AutoModel.register(UniFilterConfig, UniFilterForQualityScoring, exist_ok=True)

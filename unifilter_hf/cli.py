@@ -28,7 +28,7 @@ def _demo(args: argparse.Namespace) -> int:
 
 
 def _score(args: argparse.Namespace) -> int:
-    from .score_files import score_table
+    from .curation.score_files import score_table
 
     counts = score_table(
         args.input, args.output, threshold=args.threshold, keep_errors=args.keep_errors, config=args.config,
@@ -89,7 +89,7 @@ def _add_convert(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--revision", help="Hub revision of SRC")
     parser.add_argument("--source-id", help="Hub id to name in the model card when SRC is a local copy")
     parser.add_argument("--overwrite", action="store_true", help="replace the files of a non-empty DST")
-    from .hub import add_push_flags
+    from .publishing.hub import add_push_flags
 
     add_push_flags(parser)
     parser.set_defaults(func=_convert)
@@ -98,8 +98,8 @@ def _add_convert(subparsers: argparse._SubParsersAction) -> None:
 def _convert(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from .hub import check_can_push, push_checkpoint
     from .official import OFFICIAL_CAPTION_MAX_IDS, convert_official_checkpoint
+    from .publishing.hub import check_can_push, push_checkpoint
 
     check_can_push(args.push_to_hub)  # before any download or conversion
     dst = Path(args.dst)
@@ -160,7 +160,7 @@ def build_parser() -> argparse.ArgumentParser:
     score.set_defaults(func=_score)
 
     from .curation.cli import register as register_curate
-    from .hub import register as register_push
+    from .publishing.hub import register as register_push
     from .report.cli import register as register_report
     from .synthesis.cli import register as register_synth
     from .training.cli import register as register_train
@@ -181,10 +181,10 @@ class UsageError(ValueError):
 
 
 def _user_errors() -> tuple[type[Exception], ...]:
-    from .dataset_io import SourceError
     from .official import OfficialCheckpointError
     from .row_layouts import SchemaError
     from .scoring import ModelNotFoundError
+    from .sources import SourceError
 
     return (UsageError, SourceError, SchemaError, ModelNotFoundError, OfficialCheckpointError, FileNotFoundError)
 
@@ -195,7 +195,7 @@ def _one_line(err: BaseException) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from .hub import PushError
+    from .publishing.hub import PushError
 
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")

@@ -213,7 +213,7 @@ class _UniFilterCallable:
 
     def score_fingerprint(self) -> str:
         """A short id of what determines the scores: model, scoring settings, package version."""
-        from . import __version__
+        from .version import __version__
 
         blob = json.dumps([self.model_identity(), self.settings.scoring_identity(), __version__], sort_keys=True)
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
@@ -269,7 +269,7 @@ class UniFilterScore(_UniFilterCallable):
     score NaN, level -1, probs NaN and a non-empty error; a scored row has an empty error."""
 
     def spec(self) -> dict:
-        from . import __version__
+        from .version import __version__
 
         return {"kind": "UniFilterScore", "model": self.model_identity(),
                 "settings": self.settings.scoring_identity(), "version": __version__}
@@ -301,7 +301,7 @@ class UniFilterKeep(_UniFilterCallable):
     _dropped_unbatched = 0
 
     def spec(self) -> dict:
-        from . import __version__
+        from .version import __version__
 
         settings = {**self.settings.scoring_identity(), "threshold": self.settings.threshold,
                     "keep_errors": self.settings.keep_errors}

@@ -70,7 +70,7 @@ MAX_LENGTH = 512
 def tiny_processor(with_bos: bool = True, **kwargs):
     from transformers.models.siglip.image_processing_pil_siglip import SiglipImageProcessorPil
 
-    from . import UniFilterProcessor
+    from .processing_unifilter import UniFilterProcessor
 
     image_processor = SiglipImageProcessorPil(size={"height": IMAGE_SIZE, "width": IMAGE_SIZE})
     kwargs.setdefault("num_image_tokens", NUM_IMAGE_TOKENS)
@@ -82,7 +82,7 @@ def tiny_config(text: str = "qwen2", num_labels: int = 1, image_token_id: int | 
     """A tiny UniFilterConfig with a Qwen2, Qwen3 or Llama decoder (vocab sized for `tiny_tokenizer`)."""
     from transformers import CONFIG_MAPPING, SiglipVisionConfig
 
-    from . import UniFilterConfig
+    from .configuration_unifilter import UniFilterConfig
 
     vision = SiglipVisionConfig(
         hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2,
@@ -105,7 +105,7 @@ def tiny_model_and_processor(text: str = "qwen2", num_labels: int = 1, seed: int
     """A random tiny UniFilter model in eval mode (fp32) and its processor, image token ids in sync."""
     import torch
 
-    from . import UniFilterForQualityScoring
+    from .modeling_unifilter import UniFilterForQualityScoring
 
     processor = tiny_processor(with_bos)
     torch.manual_seed(seed)

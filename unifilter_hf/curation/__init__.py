@@ -13,15 +13,15 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["CurateConfig", "CurationError", "curate"]
+__all__ = ["CurateConfig", "CurationError", "curate", "load_summary"]
 
 
 def __getattr__(name: str) -> Any:
     # Lazy: `curate` pulls in torch and the model; CurateConfig and the errors do not.
-    if name == "curate":
-        from .job import curate
+    if name in ("curate", "load_summary"):
+        from . import job
 
-        return curate
+        return getattr(job, name)
     if name == "CurateConfig":
         from .settings import CurateConfig
 

@@ -11,7 +11,7 @@ import argparse
 import logging
 import sys
 
-from ..hub import add_push_flags
+from ..publishing.hub import add_push_flags
 from .settings import CurateConfig, CurationError, load_recipe
 
 _RECIPE_SUFFIXES = (".yaml", ".yml")
@@ -92,9 +92,12 @@ def run(args: argparse.Namespace) -> int:
         config = config_from_args(args)
         if config.quiet:
             _silence()
+        from ..publishing.curation_run import finish_curation
+        from ..publishing.hub import check_can_push
         from .job import curate
 
-        curate(config)
+        check_can_push(config.push_to_hub)  # before the source, the model or any file: one line, exit 2
+        finish_curation(curate(config), config)
     except CurationError as err:
         print(f"unifilter-hf curate: error: {err}", file=sys.stderr)
         return 2

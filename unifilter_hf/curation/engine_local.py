@@ -22,9 +22,9 @@ from collections import deque
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from ..dataset_io import Shard, chunked, document_view
 from ..row_layouts import ColumnMap, SchemaError, reads_as_caption
 from ..scoring import ScoreRecord
+from ..sources.shards import Shard, chunked, document_view
 from .decoding import ERROR_FIELD, decode_window, unpack
 from .manifest import Layout
 from .sidecars import row_key, sidecar_table, write_sidecar

@@ -18,7 +18,7 @@ from dataclasses import asdict
 
 import numpy as np
 
-from ..dataset_io import Shard
+from ..sources import Shard
 from .manifest import Layout
 from .settings import CurateConfig, CurationError
 

@@ -7,11 +7,14 @@ Steps, each resumable (a killed job restarted with the same command finishes wit
 3. ``selection.json``: the global plan (threshold or top-fraction cuts) computed from all sidecars.
 4. ``rejected/<shard>.parquet`` then ``curated/<shard>.parquet``; skipped when present for the same plan.
 5. ``summary.json``: counts, error reasons, score quantiles, model, settings, throughput.
-6. ``report/report.html`` and its figures (:mod:`unifilter_hf.report`), unless ``report=False``.
+
+The report, the dataset card and the push are not the job's: the entry points call
+:func:`unifilter_hf.publishing.curation_run.finish_curation` on the folder the job returns.
 
 Example:
     >>> from unifilter_hf.curation import CurateConfig, curate
-    >>> curate(CurateConfig(source="shards/", output="out/curated", top_fraction=0.3))  # doctest: +SKIP
+    >>> run_dir = curate(CurateConfig(source="shards/", output="out/curated", top_fraction=0.3))  # doctest: +SKIP
+    >>> load_summary(run_dir)["total"]  # doctest: +SKIP
 """
 
 from __future__ import annotations
@@ -19,12 +22,10 @@ from __future__ import annotations
 import logging
 import shutil
 import time
-from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
-from ..dataset_cards import write_curation_card
-from ..dataset_io import SourceError, open_source
-from ..hub import check_can_push, push_curation_run
+from ..sources import SourceError, open_source
+from ..version import package_version
 from .manifest import MANIFEST_VERSION, Layout, check_or_write_manifest, read_json, write_json_atomic
 from .outputs import write_shard_outputs
 from .report import Progress, format_table, summarize
@@ -33,15 +34,6 @@ from .settings import CurateConfig, CurationError
 from .sidecars import SELECTION_COLUMNS, read_sidecar
 
 logger = logging.getLogger(__name__)
-
-
-def package_version() -> str:
-    try:
-        return version("unifilter-hf")
-    except PackageNotFoundError:  # running from a source tree
-        from .. import __version__
-
-        return __version__
 
 
 def _model_identity(config: CurateConfig, scorer) -> tuple[str, str]:
@@ -96,13 +88,20 @@ def _check_schema(shards, columns) -> None:
         ) from None
 
 
-def curate(config: CurateConfig, *, scorer=None) -> dict:
-    """Run (or resume, or re-select) a curation job; returns the summary also written to summary.json.
+def load_summary(run_dir: str | Path) -> dict:
+    """The ``summary.json`` of a finished job (counts, errors, selection, settings, throughput)."""
+    return read_json(Layout(run_dir).summary)
+
+
+def curate(config: CurateConfig, *, scorer=None) -> Path:
+    """Run (or resume, or re-select) a curation job; returns its folder (read the summary with `load_summary`).
 
     ``scorer`` (a :class:`~unifilter_hf.scoring.QualityScorer`) replaces ``config.model`` for the local engine.
+    Publishing options of ``config`` (report, card, push) are for
+    :func:`unifilter_hf.publishing.curation_run.finish_curation`; a caller that pushes checks the token first
+    (``publishing.hub.check_can_push``), before hours of scoring.
     """
     started = time.perf_counter()
-    check_can_push(config.push_to_hub)  # before the source, the model or any file: one line, exit 2
     if not config.output:
         raise CurationError("no output folder: pass --output DIR")
     if config.source is None:
@@ -186,27 +185,8 @@ def curate(config: CurateConfig, *, scorer=None) -> dict:
         },
     })
     write_json_atomic(layout.summary, summary)
-    report = _write_report(layout, scorer, config) if config.report else None
-    write_curation_card(layout.root, license=config.license)  # README.md (links the report's histogram)
     if not config.quiet:
         print(format_table(summary))
         print(f"wrote {Path(config.output) / 'curated'} ({summary['total']['kept']} rows kept)")
-        if report:
-            print(f"wrote {report}")
-    if config.push_to_hub:
-        url = push_curation_run(layout.root, config.push_to_hub, scores_only=config.push_scores_only,
-                                private=config.private, revision=config.hub_revision, license=config.license)
-        print(f"pushed: {url}")
-    return summary
+    return layout.root
 
-
-def _write_report(layout: Layout, scorer, config: CurateConfig) -> Path | None:
-    """The HTML report; a failure is a warning, never the end of a job whose results are already written."""
-    from ..report import write_report
-
-    try:
-        return write_report(layout.root, scorer=scorer, device=config.device)
-    except Exception as err:  # noqa: BLE001 - the curated data is done; the report can be written again
-        logger.warning("the report could not be written (%s: %s); retry with `unifilter-hf report %s`",
-                       type(err).__name__, err, layout.root)
-        return None

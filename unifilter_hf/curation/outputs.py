@@ -21,7 +21,7 @@ from collections.abc import Mapping
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from ..dataset_io import Shard
+from ..sources import Shard
 from .manifest import Layout, commit, temporary_path
 from .selection import decide
 from .settings import CurationError

@@ -50,7 +50,7 @@ class CurateConfig:
     quiet: bool = False
     overwrite: bool = False
     report: bool = True  # write report/report.html at the end (unifilter_hf.report)
-    # Publishing (never part of the scoring identity): see unifilter_hf.hub and docs/hub.md
+    # Publishing (never part of the scoring identity): see unifilter_hf.publishing.hub and docs/hub.md
     push_to_hub: str | None = None
     private: bool = False
     hub_revision: str | None = None

@@ -143,12 +143,15 @@ def run_demo(output: str | Path = "out/demo", *, fresh: bool = False, sizes: Dem
                                             "num_examples", "spearman") if k in q}
 
     # -- 3. curation (cheap: always redone, so it always matches the data and the model above)
-    from ..curation import CurateConfig, curate
+    from ..curation import CurateConfig, curate, load_summary
+    from ..publishing.curation_run import finish_curation
 
     t0 = time.perf_counter()
     curation_dir = out / "curation"
-    result = curate(CurateConfig(source=str(pool_dir), output=str(curation_dir), model=str(model_dir),
-                                 top_fraction=TOP_FRACTION, quiet=True, overwrite=True))
+    curation = CurateConfig(source=str(pool_dir), output=str(curation_dir), model=str(model_dir),
+                            top_fraction=TOP_FRACTION, quiet=True, overwrite=True)
+    finish_curation(curate(curation), curation)
+    result = load_summary(curation_dir)
     means = level_means(curation_dir, pool_dir / POOL_FILE)
     pm, km = means["pool_mean_level"], means["kept_mean_level"]
     _print(f"[3/4] curation ({time.perf_counter() - t0:.0f}s): kept the top {TOP_FRACTION:.0%} by score: "

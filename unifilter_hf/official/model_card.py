@@ -6,7 +6,7 @@ from pathlib import Path
 
 import torch
 
-from ..dataset_cards import source_license
+from ..sources import source_license
 from .conversion import ConvertedCheckpoint
 from .layout import is_local
 
@@ -21,7 +21,7 @@ def write_model_card(
 
     source = source_id or (converted.source if not is_local(converted.source) else Path(converted.source).name)
     is_hub_id = bool(source_id) or not is_local(converted.source)
-    license_id = source_license(converted.folder)  # the one README front-matter reader (dataset_cards)
+    license_id = source_license(converted.folder)  # the one README front-matter reader
     vision = converted.config.vision_config
     tokenizer = converted.processor.tokenizer
     data = ModelCardData(

@@ -210,7 +210,7 @@ def pick_examples(run: RunData, per_band: int) -> list[Example]:
 
 
 def _source_shards(run: RunData) -> dict[str, Any]:
-    from ..dataset_io import SourceError, open_source
+    from ..sources import SourceError, open_source
 
     src = run.manifest["source"]
     try:
@@ -222,7 +222,7 @@ def _source_shards(run: RunData) -> dict[str, Any]:
 
 
 def _rows_at(shard, wanted: set[int]) -> Iterator[tuple[int, dict]]:
-    from ..dataset_io import document_view
+    from ..sources import document_view
 
     last = max(wanted)
     for index, row in enumerate(shard.rows()):

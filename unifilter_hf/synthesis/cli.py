@@ -62,7 +62,7 @@ def register(subparsers) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--batch-size", type=int, default=8)
     p.add_argument("--no-resume", action="store_true", help="start over instead of skipping finished sources")
-    from ..hub import add_push_flags
+    from ..publishing.hub import add_push_flags
 
     add_push_flags(p, license=True)
     p.set_defaults(func=run_synth)
@@ -123,7 +123,7 @@ def make_backend(args: argparse.Namespace) -> SynthesisBackend:
 
 def run_synth(args: argparse.Namespace) -> int:
     """Entry point of ``unifilter-hf synth``; returns the exit code."""
-    from ..hub import check_can_push
+    from ..publishing.hub import check_can_push
     from .runner import synthesize
 
     push_to = getattr(args, "push_to_hub", None)
@@ -145,11 +145,11 @@ def run_synth(args: argparse.Namespace) -> int:
           f" -> {args.output}")
     for err in report.errors[:10]:
         print(f"  failed {err['group_id']}: {err['error']}", file=sys.stderr)
-    from ..dataset_cards import write_synthetic_card
+    from ..publishing.dataset_cards import write_synthetic_card
 
     write_synthetic_card(args.output, license=getattr(args, "license", None))
     if push_to:  # the complete groups only (failed sources are never data); one commit
-        from ..hub import push_synthetic_set
+        from ..publishing.hub import push_synthetic_set
 
         url = push_synthetic_set(args.output, push_to, private=bool(args.private), revision=args.hub_revision,
                                  license=args.license)

@@ -22,8 +22,9 @@ import logging
 from dataclasses import replace
 from pathlib import Path
 
-from .records import RECORDS, SynthRecord, read_records, records_from_result
+from .records import RECORDS, SynthRecord, read_records
 from .released import released_files, released_records
+from .result_records import records_from_result
 
 logger = logging.getLogger(__name__)
 

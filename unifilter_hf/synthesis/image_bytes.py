@@ -16,7 +16,7 @@ import io
 import os
 from pathlib import Path
 
-from .backends.base import ImageSource, load_source_image
+from .source_item import ImageSource, load_source_image
 
 
 def image_bytes(src: ImageSource) -> tuple[bytes, str]:

@@ -19,12 +19,10 @@ Example:
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from .levels import LEVEL_NAMES, requirement
-
-if TYPE_CHECKING:
-    from .backends.base import SourceItem
+from .source_item import SourceItem
 
 PROMPT_VERSION = "uf-synth-v1"
 

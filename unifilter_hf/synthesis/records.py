@@ -32,12 +32,9 @@ import os
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from .levels import KINDS, canonical_kind, level_name
-
-if TYPE_CHECKING:
-    from .backends.base import GenerationResult
 
 # The records file of a synthesis output folder.
 RECORDS = "records.jsonl"
@@ -189,38 +186,6 @@ def slots_to_lists(
     texts = [s if isinstance(s, str) else None for s in slots]
     images = [image_ref(s) if isinstance(s, int) else None for s in slots]
     return texts, images
-
-
-def records_from_result(result: GenerationResult, image_ref: Callable[[int], Any]) -> list[SynthRecord]:
-    """The four records (levels 3..0) of a successful generation result.
-
-    ``image_ref(i)`` gives what a record stores for ``result.images[i]``: the runner saves the image and
-    returns its path, the builder keeps the in-memory source. ``extra["image_ids"]`` records the stable
-    ids of the images each level uses.
-
-    Example:
-        >>> # records_from_result(result, lambda i: result.images[i])[0].level -> 3
-    """
-    item = result.item
-    records = []
-    for level in (3, 2, 1, 0):
-        out = result.outputs[level]
-        extra = dict(result.provenance.extra)
-        if out.edits:
-            extra["edits"] = out.edits
-        slots = out.slots or []  # document slots: str texts and int indices into result.images
-        used = [0] if item.kind == "caption" else [s for s in slots if isinstance(s, int)]
-        if result.image_ids:
-            extra["image_ids"] = [result.image_ids[i] for i in used]
-        prov = replace(result.provenance, extra=extra)
-        rid = f"{item.id}/L{level}"
-        if item.kind == "caption":
-            rec = SynthRecord.caption(rid, item.id, level, image_ref(0), out.text, prov)
-        else:
-            rec = SynthRecord.document(rid, item.id, level, *slots_to_lists(slots, image_ref), prov)
-        rec.validate()
-        records.append(rec)
-    return records
 
 
 def read_records(path: str | os.PathLike) -> Iterator[SynthRecord]:

@@ -33,7 +33,8 @@ from typing import Any
 
 from .backends.base import GenerationResult, SourceItem, SynthesisBackend
 from .image_bytes import image_bytes
-from .records import RECORDS, SynthRecord, read_records, records_from_result
+from .records import RECORDS, SynthRecord, read_records
+from .result_records import records_from_result
 
 ERRORS = "errors.jsonl"
 MANIFEST = "manifest.json"

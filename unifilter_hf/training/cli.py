@@ -26,12 +26,22 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         dry_run([a for a in args if a != "--dry_run"])
         return 0
-    from .run import train
+    from ..publishing.hub import check_can_push, push_checkpoint
+    from .arguments import parse_train_args
+    from .run import commit_message, load_metrics, train
 
-    summary = train(args)
-    metrics = summary["metrics"]
-    print(f"eval_accuracy={metrics.get('eval_accuracy')} train_seconds={summary['train_seconds']} "
-          f"total_seconds={summary['total_seconds']}")
+    train_args = parse_train_args(args)[2]
+    check_can_push(train_args.push_repo)  # before any expensive step
+    out = train(args)
+    metrics = load_metrics(out)
+    run = metrics["run"]
+    print(f"eval_accuracy={metrics.get('eval_accuracy')} train_seconds={run['train_seconds']} "
+          f"total_seconds={run['total_seconds']}")
+    if train_args.push_repo:
+        recipe = args[args.index("--config") + 1] if "--config" in args else None
+        url = push_checkpoint(out, train_args.push_repo, private=bool(train_args.hub_private_repo),
+                              revision=train_args.hub_revision, commit_message=commit_message(recipe, metrics))
+        print(f"pushed: {url}")
     return 0
 
 

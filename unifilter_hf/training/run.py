@@ -1,10 +1,10 @@
-"""One training run, end to end: data, model, Trainer, validation report, calibration, merge, artefacts, push.
+"""One training run, end to end: data, model, Trainer, validation report, calibration, merge, artefacts.
 
 ``train(argv)`` is what ``unifilter-hf train CONFIG`` and ``python -m unifilter_hf.training CONFIG`` call.
 
 Example:
-    >>> summary = train(["--config", "recipes/quickstart/train.yaml", "--output_dir", "out/q"])  # doctest: +SKIP
-    >>> summary["metrics"]["eval_accuracy"]  # doctest: +SKIP
+    >>> out = train(["--config", "recipes/quickstart/train.yaml", "--output_dir", "out/q"])  # doctest: +SKIP
+    >>> load_metrics(out)["eval_accuracy"]  # doctest: +SKIP
 """
 
 from __future__ import annotations
@@ -17,7 +17,6 @@ from typing import Any
 
 import torch
 
-from ..hub import check_can_push, push_checkpoint
 from ..pipeline_unifilter import save_scoring_checkpoint
 from .arguments import DataArguments, UniFilterModelConfig, UniFilterTrainingArguments, parse_train_args
 from .card import render_card
@@ -32,8 +31,12 @@ from .trainer import UniFilterTrainer
 logger = logging.getLogger(__name__)
 
 
-def train(argv: Sequence[str] | None = None) -> dict[str, Any]:
-    """Parse ``argv`` (``--config recipe.yaml`` and overrides), train, evaluate, save; return a summary."""
+def train(argv: Sequence[str] | None = None) -> Path:
+    """Parse ``argv`` (``--config recipe.yaml`` and overrides), train, evaluate, save; return the output folder.
+
+    The folder holds the checkpoint, its card and ``metrics.json`` (validation metrics, and the run's summary
+    under ``"run"``). Pushing it is the entry point's job (``unifilter-hf train ... --push_to_hub REPO``).
+    """
     import sys
 
     args = list(sys.argv[1:] if argv is None else argv)
@@ -45,9 +48,8 @@ def train(argv: Sequence[str] | None = None) -> dict[str, Any]:
 
 def run_training(data_args: DataArguments, model_args: UniFilterModelConfig,
                  train_args: UniFilterTrainingArguments, recipe: str | None = None,
-                 overrides: Sequence[str] | None = None) -> dict[str, Any]:
+                 overrides: Sequence[str] | None = None) -> Path:
     """The run for already-parsed arguments (see :func:`train`)."""
-    check_can_push(train_args.push_repo)  # before any expensive step
     started = time.perf_counter()
     torch.manual_seed(train_args.seed)
     if train_args.torch_num_threads:
@@ -96,14 +98,17 @@ def run_training(data_args: DataArguments, model_args: UniFilterModelConfig,
         card_facts = _card_facts(data_args, model_args, train_args, final, summary)
         render_card(train_args.push_repo or out.name, recipe or "-", recipe_text, report, card_facts).save(
             out / "README.md")
-        if train_args.push_repo:
-            url = push_checkpoint(out, train_args.push_repo, private=bool(train_args.hub_private_repo),
-                                  revision=train_args.hub_revision, commit_message=_commit_message(recipe, report))
-            print(f"pushed: {url}")
-    return {"metrics": report, **summary}
+    return out
 
 
-def _commit_message(recipe: str | None, report: dict) -> str:
+def load_metrics(out: str | Path) -> dict:
+    """The ``metrics.json`` a run wrote: validation metrics, and the run's summary under ``"run"``."""
+    import json
+
+    return json.loads((Path(out) / "metrics.json").read_text())
+
+
+def commit_message(recipe: str | None, report: dict) -> str:
     """``unifilter-hf train: recipe R, loss mse, 40 steps, 64 train rows: eval_accuracy=0.8125``."""
     run = report.get("run", {})
     accuracy = report.get("eval_accuracy")

@@ -1,7 +1,6 @@
 """The generator interface: sources in, four parsed levels (or a reported error) out.
 
-A :class:`SourceItem` is one real source: a caption source (one image, optionally a reference caption) or a
-document source (several images, optionally a reference document as OBELICS slots). A backend turns each
+A :class:`~unifilter_hf.synthesis.source_item.SourceItem` is one real source (its own module). A backend turns each
 item into a :class:`GenerationResult` holding one :class:`LevelOutput` per level, or an ``error`` string;
 results with an error are reported by the runner and never written as data.
 
@@ -18,88 +17,14 @@ Example:
 from __future__ import annotations
 
 import abc
-import os
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from PIL import Image
-
-from ..levels import KINDS, canonical_kind
 from ..parsing import MalformedReply, parse_levels
 from ..prompts import PROMPT_VERSION, build_messages
 from ..records import Provenance
-
-#: Anything :func:`load_source_image` can turn into a PIL image.
-ImageSource = Image.Image | str | os.PathLike | bytes | dict | Callable[[], Image.Image]
-
-
-def load_source_image(src: ImageSource) -> Image.Image:
-    """Decode one image source to RGB (callables are lazy loaders, e.g. the bundled photographs)."""
-    from ...image_loading import load_image
-
-    return load_image(src() if callable(src) else src)
-
-
-@dataclass
-class SourceItem:
-    """One real source to generate four levels for.
-
-    ``reference`` is a caption (``str``) for caption items, or a document for document items: a list of
-    slots where a ``str`` is a text and ``None`` stands for the next image of ``images`` in order.
-    ``image_ids`` are stable identities of the images (paths, ``"bundled:astronaut"``); they keep a source
-    image out of two splits and let generators tell "another image" from "this image".
-    """
-
-    id: str
-    kind: str
-    images: list[ImageSource]
-    reference: str | list[str | None] | None = None
-    image_ids: list[str] | None = None
-    tags: list[str] = field(default_factory=list)
-    meta: dict[str, Any] = field(default_factory=dict)
-
-    def __post_init__(self) -> None:
-        self.kind = canonical_kind(self.kind)
-        if self.kind not in KINDS:
-            raise ValueError(f"{self.id}: kind must be one of {KINDS}, got {self.kind!r}")
-        if self.kind == "caption" and len(self.images) != 1:
-            raise ValueError(f"{self.id}: a caption source has exactly one image, got {len(self.images)}")
-        if not self.images:
-            raise ValueError(f"{self.id}: a source needs at least one image")
-        if self.image_ids is None:
-            self.image_ids = [_default_image_id(self.id, i, src) for i, src in enumerate(self.images)]
-        if isinstance(self.reference, list):
-            n_slots = sum(1 for s in self.reference if s is None)
-            if n_slots != len(self.images):
-                raise ValueError(f"{self.id}: reference has {n_slots} image slots for {len(self.images)} images")
-
-    @property
-    def num_images(self) -> int:
-        return len(self.images)
-
-    def load_images(self) -> list[Image.Image]:
-        return [load_source_image(src) for src in self.images]
-
-    def reference_slots(self) -> list[str | int] | None:
-        """The reference document as slots: ``str`` texts and ``int`` image indices (0-based)."""
-        if not isinstance(self.reference, list):
-            return None
-        slots: list[str | int] = []
-        k = 0
-        for s in self.reference:
-            if s is None:
-                slots.append(k)
-                k += 1
-            else:
-                slots.append(s)
-        return slots
-
-
-def _default_image_id(item_id: str, index: int, src: ImageSource) -> str:
-    if isinstance(src, str | os.PathLike):
-        return os.path.abspath(os.fspath(src))
-    return f"{item_id}#{index}"
+from ..source_item import ImageSource, SourceItem
 
 
 @dataclass

@@ -30,7 +30,8 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from typing import Any
 
-from .base import PromptedBackend, load_source_image
+from ..source_item import load_source_image
+from .base import PromptedBackend
 from .cache import ReplyCache
 
 RETRY_STATUS = frozenset({408, 409, 425, 429, 500, 502, 503, 504})

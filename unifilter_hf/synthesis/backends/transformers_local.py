@@ -22,7 +22,8 @@ from typing import Any
 
 import torch
 
-from .base import PromptedBackend, load_source_image
+from ..source_item import load_source_image
+from .base import PromptedBackend
 
 
 class TransformersBackend(PromptedBackend):

@@ -48,10 +48,11 @@ def check_can_push(repo_id: str | None, api: HfApi | None = None) -> None:
     Example:
         >>> import os
         >>> os.environ["HF_HUB_OFFLINE"] = "1"
-        >>> check_can_push("me/x")
-        Traceback (most recent call last):
-        ...
-        unifilter_hf.hub.PushError: cannot push to me/x: HF_HUB_OFFLINE is set; unset it or drop --push-to-hub
+        >>> try:
+        ...     check_can_push("me/x")
+        ... except PushError as err:
+        ...     print(err)
+        cannot push to me/x: HF_HUB_OFFLINE is set; unset it or drop --push-to-hub
     """
     if not repo_id:
         return
@@ -178,7 +179,7 @@ def push_synthetic_set(folder: str | Path, repo_id: str, *, private: bool = Fals
 
 def folder_kind(folder: str | Path) -> str:
     """``"curation"``, ``"checkpoint"`` or ``"synthetic"``; a one-line :class:`PushError` for anything else."""
-    from .synthesis.records import RECORDS
+    from ..synthesis.records import RECORDS
 
     path = Path(folder)
     if (path / "manifest.json").is_file() and (path / "summary.json").is_file():

@@ -26,7 +26,9 @@ from pathlib import Path
 
 from huggingface_hub import DatasetCard, DatasetCardData
 
-_TEMPLATES = Path(__file__).resolve().parent / "model_cards"  # links to the top-level folder; in the wheel
+from ..sources import source_license
+
+_TEMPLATES = Path(__file__).resolve().parents[1] / "model_cards"  # links to the top-level folder; in the wheel
 CURATED_TEMPLATE = _TEMPLATES / "curated_dataset.md"
 SYNTHETIC_TEMPLATE = _TEMPLATES / "synthetic_dataset.md"
 HISTOGRAM = "report/score_histogram.png"  # written by the run's HTML report, when there is one
@@ -38,7 +40,7 @@ def _read(path: Path) -> dict:
 
 
 def _is_hub_id(source: str) -> bool:
-    from .dataset_io import looks_like_hub_id
+    from ..sources import looks_like_hub_id
 
     return looks_like_hub_id(source) and not Path(source).exists()
 
@@ -57,20 +59,6 @@ def _size_category(n: int) -> str:
         if n < 10 ** (3 + k):
             return f"{_SIZE_NAMES[k - 1]}<n<{name}" if k else f"n<{name}"
     return "n>1T"
-
-
-def source_license(source: str | Path) -> str | None:
-    """The ``license`` of a local source folder's README front matter (Hub sources are not looked up)."""
-    readme = Path(source) / "README.md"
-    if not readme.is_file():
-        return None
-    try:
-        from huggingface_hub.repocard import metadata_load
-
-        value = (metadata_load(readme) or {}).get("license")
-    except Exception:  # malformed front matter: treat as absent
-        return None
-    return str(value) if value else None
 
 
 def selection_text(plan: dict) -> str:
@@ -128,7 +116,7 @@ def write_curation_card(run_dir: str | Path, *, scores_only: bool = False, licen
 
 def synthetic_card(folder: str | Path, *, license: str | None = None) -> DatasetCard:
     """The card of a ``synth`` output folder (``records.jsonl``, ``images/``, ``manifest.json``)."""
-    from .synthesis.records import RECORDS
+    from ..synthesis.records import RECORDS
 
     out = Path(folder)
     manifest = _read(out / "manifest.json")

@@ -17,7 +17,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from .dataset_io import SourceError, undecode_images
+from ..sources import SourceError, undecode_images
 
 # file suffix -> `datasets` packaged builder / writer name
 _READERS = {".parquet": "parquet", ".jsonl": "json", ".json": "json", ".csv": "csv"}
@@ -94,7 +94,7 @@ def score_table(
 
     `settings` are `UniFilterSettings` fields plus `model`. Returns counts: rows, errors, written.
     """
-    from .filtering import UniFilterKeep, unifilter_score
+    from ..filtering import UniFilterKeep, unifilter_score
 
     writer = check_output(output)
     files = _data_files(source)  # a missing input fails before the model loads, the model before data is read
