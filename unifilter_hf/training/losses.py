@@ -26,8 +26,13 @@ def quality_loss(
     levels: torch.Tensor,
     groups: torch.Tensor | None = None,
     pairwise_weight: float = 0.0,
+    num_items_in_batch: torch.Tensor | int | None = None,
+    num_pairs: torch.Tensor | int | None = None,
 ) -> torch.Tensor:
     """The training objective: ``mse``, ``ce`` or ``pairwise`` alone, plus ``pairwise_weight`` x pairwise.
+
+    ``num_items_in_batch`` / ``num_pairs``: the rows / ordered pairs of the whole optimizer step when
+    accumulating (default: this batch's, a mean).
 
     Example:
         >>> import torch
@@ -42,13 +47,13 @@ def quality_loss(
         if groups is None:
             raise ValueError("the pairwise loss needs the group of every row")
     if loss_type == "mse":
-        loss = mse_loss(scores, levels)
+        loss = mse_loss(scores, levels, num_items_in_batch)
     elif loss_type == "ce":
-        loss = ce_loss(logits, levels)
+        loss = ce_loss(logits, levels, num_items_in_batch)
     else:
-        return pairwise_loss(scores, levels, groups)
+        return pairwise_loss(scores, levels, groups, num_pairs)
     if pairwise_weight:
-        loss = loss + pairwise_weight * pairwise_loss(scores, levels, groups)
+        loss = loss + pairwise_weight * pairwise_loss(scores, levels, groups, num_pairs)
     return loss
 
 
