@@ -36,6 +36,13 @@ class DataArguments:
     )
     dataset_config: str = field(default="joint", metadata={"help": "builder config: caption, interleaved, joint"})
     image_folder: str | None = field(default=None, metadata={"help": "image root of the released JSON layout"})
+    dataset_layout: str = field(
+        default="builder",
+        metadata={"help": "'builder' (records re-laid out by the synthetic builder) or 'official' (a released-layout "
+                  "JSON/JSONL file fed verbatim, as the official training code does)"})
+    validation_file: str | None = field(
+        default=None, metadata={"help": "official layout: a separate validation file (default: carve "
+                                "validation_fraction of the groups out of the training file)"})
     validation_fraction: float = field(default=0.2, metadata={"help": "builder: share of groups held out"})
     train_scenes: int = field(default=2000, metadata={"help": "shapes world: training scenes (4 rows each)"})
     validation_scenes: int = field(default=200, metadata={"help": "shapes world: held-out validation scenes"})
@@ -79,7 +86,14 @@ class UniFilterModelConfig(ModelConfig):
     image_token_id: int | None = field(default=None, metadata={"help": "default: the processor's image token id"})
     num_image_tokens: int = field(default=16, metadata={"help": "tokens per image after pooling (a square)"})
     max_length: int = field(default=8192, metadata={"help": "longest spliced sequence (processor max_length)"})
-    pad_to_square: bool = field(default=True, metadata={"help": "official training preprocessing"})
+    pad_to_square: bool = field(default=True, metadata={"help": "official training preprocessing (also applied "
+                                                        "when fine-tuning a checkpoint: overrides its processor)"})
+    truncation: str = field(
+        default="whole_images",
+        metadata={"help": "'whole_images' (drop whole image blocks, keep EOS) or 'official' (cut at max_length)"})
+    official_bos: bool = field(
+        default=True, metadata={"help": "a Hub tokenizer without BOS (Qwen) gets <s> as an added special token and "
+                                "BOS, embeddings resized, as in the official training"})
     freeze_vision: bool = field(default=True, metadata={"help": "keep the vision tower frozen (official)"})
     num_labels: int = field(default=1, metadata={"help": "set from --loss: 4 for ce, else 1"})
 

@@ -61,7 +61,7 @@ def run_training(data_args: DataArguments, model_args: UniFilterModelConfig,
     print(f"parameters: {counts['total']:,} total, {counts['trainable']:,} trainable")
     trainer = UniFilterTrainer(
         model=model, args=train_args, train_dataset=dd["train"], eval_dataset=dd["validation"],
-        data_collator=QualityCollator(processor), processing_class=processor,
+        data_collator=QualityCollator(processor, truncation=model_args.truncation), processing_class=processor,
         compute_metrics=make_compute_metrics(dd["validation"]),
     )
     t0 = time.perf_counter()
