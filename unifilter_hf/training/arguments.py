@@ -67,6 +67,8 @@ class UniFilterModelConfig(ModelConfig):
     )
     vision_weights: str | None = field(default=None, metadata={"help": "pretrained SigLIP to load, or none"})
     text_weights: str | None = field(default=None, metadata={"help": "pretrained decoder to load, or none"})
+    projector_weights: str | None = field(
+        default=None, metadata={"help": "stage 2: a stage-1 output folder (or projector.safetensors) to start from"})
     vision_hidden_size: int = 64
     vision_intermediate_size: int = 128
     vision_num_layers: int = 2
@@ -113,6 +115,8 @@ class UniFilterTrainingArguments(TrainingArguments):
     ``remove_unused_columns`` defaults to False: the raw image/text columns are what the collator needs.
     """
 
+    stage: int = field(default=2, metadata={"help": "1: projector alignment (caption LM loss, projector only); "
+                                            "2: quality scoring (the loss below)"})
     loss: str = field(default="mse", metadata={"help": f"one of {LOSSES}; mse = official recipe"})
     pairwise_weight: float = field(default=0.0, metadata={"help": "weight of a Bradley-Terry term added to mse/ce"})
     group_batches: bool | None = field(
@@ -127,6 +131,8 @@ class UniFilterTrainingArguments(TrainingArguments):
     label_names: list[str] | None = field(default_factory=lambda: ["labels"], metadata={"help": "label keys"})
 
     def __post_init__(self):
+        if self.stage not in (1, 2):
+            raise ValueError(f"--stage must be 1 or 2, got {self.stage}")
         if self.loss not in LOSSES:
             raise ValueError(f"--loss must be one of {LOSSES}, got {self.loss!r}")
         if self.group_batches is None:

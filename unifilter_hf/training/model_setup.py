@@ -118,6 +118,10 @@ def build_model(args: UniFilterModelConfig, processor: UniFilterProcessor | None
             _load_backbones(model, args)
             if args.text_weights and processor is not None:
                 resize_for_official_bos(model, processor.tokenizer)
+            if args.projector_weights:  # stage 2 from a stage-1 alignment
+                from .stage1 import load_projector
+
+                load_projector(model, args.projector_weights)
     if args.freeze_vision:
         model.vision_tower.requires_grad_(False)
     return model

@@ -56,6 +56,10 @@ def run_training(data_args: DataArguments, model_args: UniFilterModelConfig,
     data_s = time.perf_counter() - started
 
     processor = build_processor(model_args)
+    if train_args.stage == 1:
+        from .stage1 import run_stage1
+
+        return run_stage1(data_args, model_args, train_args, dd, processor, build_model(model_args, processor))
     model = apply_lora(build_model(model_args, processor), model_args)
     counts = parameter_counts(model)
     print(f"parameters: {counts['total']:,} total, {counts['trainable']:,} trainable")
