@@ -122,6 +122,9 @@ class UniFilterTrainingArguments(TrainingArguments):
     group_batches: bool | None = field(
         default=None, metadata={"help": "keep a group's versions in one batch (default: on with a pairwise term)"}
     )
+    global_batch_size: int | None = field(
+        default=None, metadata={"help": "the recipe's global batch; at launch processes x per-device batch x "
+                                "accumulation must equal it (an error otherwise)"})
     torch_num_threads: int | None = field(
         default=None, metadata={"help": "intra-op threads for the training process (default: torch's choice)"})
     calibrate: bool = field(default=True, metadata={"help": "fit level calibration on validation scores"})

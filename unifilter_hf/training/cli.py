@@ -6,7 +6,7 @@ recipe and builds the model on the meta device (no weights, no data, no GPU need
 
 Example:
     $ unifilter-hf train recipes/quickstart/train.yaml --output_dir out/quickstart --seed 1
-    $ unifilter-hf train recipes/unifilter-qwen2.5-1.5b/train.yaml --output_dir out/big --dry_run
+    $ unifilter-hf train recipes/unifilter-qwen2.5-1.5b/ --output_dir out/big --dry_run   # each stage
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from .run import train
 
     summary = train(args)
-    metrics = summary["metrics"]
+    metrics = summary["metrics"]  # stage 1: the caption LM loss before and after
     print(f"eval_accuracy={metrics.get('eval_accuracy')} train_seconds={summary['train_seconds']} "
           f"total_seconds={summary['total_seconds']}")
     return 0

@@ -1,5 +1,7 @@
 """Records in the official training layout, kept verbatim: ``{"image": path | [paths], "text", "label"}``.
 
+LLaVA-Pretrain records (``{"image", "conversations"}``, stage 1's captions) are read as level-3 captions.
+
 The official training code tokenizes each record's ``text`` as it is, ``<image>`` placeholders where the
 images go; this loader keeps that text untouched (no stripping, no re-joining) in a ``text`` column, the
 image paths in ``images``, and marks the rows ``layout = "official"`` so that
@@ -48,6 +50,9 @@ def official_dataset(path: str | Path, image_folder: str | Path | None = None) -
     root = Path(image_folder) if image_folder else Path(path).parent
     rows = []
     for rid, raw in _records(Path(path)):
+        if "conversations" in raw and "text" not in raw:  # LLaVA-Pretrain: the caption is the answer turn
+            raw = {"image": raw.get("image"), "label": 3,
+                   "text": "<image>\n" + str(raw["conversations"][-1].get("value", "")).replace("<image>", "")}
         image, text, label = raw.get("image"), raw.get("text"), raw.get("label")
         paths = [image] if isinstance(image, str) else list(image or [])
         if not isinstance(text, str) or text.count("<image>") != len(paths) or not paths:

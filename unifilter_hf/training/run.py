@@ -48,6 +48,7 @@ def run_training(data_args: DataArguments, model_args: UniFilterModelConfig,
                  overrides: Sequence[str] | None = None) -> dict[str, Any]:
     """The run for already-parsed arguments (see :func:`train`)."""
     check_can_push(train_args.push_repo)  # before any expensive step
+    check_global_batch(train_args)
     started = time.perf_counter()
     torch.manual_seed(train_args.seed)
     if train_args.torch_num_threads:
@@ -105,6 +106,17 @@ def run_training(data_args: DataArguments, model_args: UniFilterModelConfig,
                                   revision=train_args.hub_revision, commit_message=_commit_message(recipe, report))
             print(f"pushed: {url}")
     return {"metrics": report, **summary}
+
+
+def check_global_batch(args: UniFilterTrainingArguments) -> None:
+    """Refuse to start when the launch does not give the recipe's global batch (a silently other recipe)."""
+    actual = args.per_device_train_batch_size * args.gradient_accumulation_steps * args.world_size
+    if args.global_batch_size and actual != args.global_batch_size:
+        raise ValueError(
+            f"the recipe's global batch is {args.global_batch_size} but this launch gives {actual} "
+            f"({args.world_size} processes x {args.per_device_train_batch_size} rows x "
+            f"{args.gradient_accumulation_steps} accumulation steps); change gradient_accumulation_steps or "
+            "per_device_train_batch_size, or pass --global_batch_size to mean another recipe")
 
 
 def _commit_message(recipe: str | None, report: dict) -> str:

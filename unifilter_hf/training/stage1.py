@@ -82,6 +82,7 @@ class CaptionLMCollator(QualityCollator):
         for row in rows:
             sample = self.to_sample(row)
             caption = row["text"] if isinstance(row.get("text"), str) else (sample.texts[0] or "")
+            caption = caption.replace(self.processor.image_token, "")  # an official-layout record's placeholder
             sample = Sample.caption(sample.image_list[0], caption)
             sample.meta["prompt"] = self.processor.image_token + caption.strip() + "\n"
             samples.append(sample)
