@@ -12,10 +12,12 @@ from transformers import TrainerCallback
 from tests.kit import photo, tiny_model_and_processor
 from unifilter_hf.training import QualityCollator, UniFilterTrainer, UniFilterTrainingArguments
 
-# Two groups of four versions (levels 3..0): group batching keeps each group inside one micro-batch of 4.
+# Two groups of four versions; group batching keeps each group inside one micro-batch of 4. The groups hold
+# different numbers of ordered pairs (6 and 4), so averaging per micro-batch would not give the big batch's mean.
 TEXTS = ["A cup of coffee on a saucer.", "A cup of tea.", "A bowl of soup.", "A rocket launch.",
          "A cat looks at the camera.", "A dog looks away.", "A red car.", "Stars in the sky."]
 PHOTOS = ["coffee"] * 4 + ["chelsea"] * 4
+LEVELS = [3, 2, 1, 0, 3, 3, 1, 1]
 
 
 class _GradTap(TrainerCallback):
@@ -30,8 +32,8 @@ def _one_step(tmp_path, loss, batch, accumulation, weight=0.0):
     num_labels = 4 if loss == "ce" else 1
     model, processor = tiny_model_and_processor(num_labels=num_labels, seed=5)
     model.train()
-    rows = [{"image": photo(p, 64), "text": t, "label": 3 - k % 4, "group_id": p, "kind": "caption"}
-            for k, (p, t) in enumerate(zip(PHOTOS, TEXTS))]
+    rows = [{"image": photo(p, 64), "text": t, "label": lvl, "group_id": p, "kind": "caption"}
+            for p, t, lvl in zip(PHOTOS, TEXTS, LEVELS)]
     tap = _GradTap()
     args = UniFilterTrainingArguments(
         str(tmp_path / f"{loss}-{batch}x{accumulation}"), loss=loss, pairwise_weight=weight, use_cpu=True, max_steps=1,
