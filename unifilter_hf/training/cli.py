@@ -29,9 +29,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     from .run import train
 
     summary = train(args)
-    metrics = summary["metrics"]  # stage 1: the caption LM loss before and after
-    print(f"eval_accuracy={metrics.get('eval_accuracy')} train_seconds={summary['train_seconds']} "
-          f"total_seconds={summary['total_seconds']}")
+    metrics = summary["metrics"]
+    result = (f"eval_loss_before={metrics['eval_loss_before']:.4f} eval_loss_after={metrics['eval_loss_after']:.4f}"
+              if summary.get("stage") == 1 else f"eval_accuracy={metrics.get('eval_accuracy')}")
+    print(f"{result} train_seconds={summary['train_seconds']} total_seconds={summary['total_seconds']}")
     return 0
 
 
