@@ -51,7 +51,7 @@ def _model_identity(config: CurateConfig, scorer) -> tuple[str, str]:
     if scorer is not None:
         name = getattr(scorer.model.config, "name_or_path", "") or "in-memory model"
         return name, model_fingerprint(scorer)
-    name = config.model or default_model_id()
+    name = config.scoring.model or default_model_id()
     return name, model_fingerprint(name)
 
 
@@ -66,12 +66,8 @@ def _start_over_selection(layout: Layout, plan: dict) -> None:
 
 
 def _load_scorer(config: CurateConfig, model_name: str):
-    from ..scoring import QualityScorer
-
     try:
-        return QualityScorer.from_pretrained(
-            model_name, device=config.device, batch_size=config.batch_size, max_images=config.max_images
-        )
+        return config.scoring.build_scorer(model_name)
     except (OSError, ValueError) as err:
         first = (str(err).strip().splitlines() or [type(err).__name__])[0][:200]
         raise CurationError(f"cannot load model {model_name!r} ({first}); pass --model a folder or Hub id") from None
@@ -99,7 +95,8 @@ def _check_schema(shards, columns) -> None:
 def curate(config: CurateConfig, *, scorer=None) -> dict:
     """Run (or resume, or re-select) a curation job; returns the summary also written to summary.json.
 
-    ``scorer`` (a :class:`~unifilter_hf.scoring.QualityScorer`) replaces ``config.model`` for the local engine.
+    ``scorer`` (a :class:`~unifilter_hf.scoring.QualityScorer`) replaces ``config.scoring.model`` for the local
+    engine, and reads rows with its own options.
     """
     started = time.perf_counter()
     check_can_push(config.push_to_hub)  # before the source, the model or any file: one line, exit 2
@@ -114,7 +111,7 @@ def curate(config: CurateConfig, *, scorer=None) -> dict:
     except SourceError as err:
         raise CurationError(str(err)) from None
     if not config.select_only:
-        _check_schema(shards, config.columns)  # before the manifest: a wrong layout leaves nothing behind
+        _check_schema(shards, config.scoring.columns)  # before the manifest: a wrong layout leaves nothing behind
     model_name, fingerprint = _model_identity(config, scorer)
     manifest = {
         "manifest_version": MANIFEST_VERSION,
@@ -155,7 +152,7 @@ def curate(config: CurateConfig, *, scorer=None) -> dict:
             else:
                 from .engine_local import run_local
 
-                results = run_local(scorer, todo, layout, columns=config.columns, window=config.window_rows,
+                results = run_local(scorer, todo, layout, columns=config.scoring.columns, window=config.window_rows,
                                     workers=config.workers, progress=progress)
                 scored_rows = sum(r.rows for r in results)
                 peak = max(r.peak_rows_in_flight for r in results)
@@ -205,7 +202,7 @@ def _write_report(layout: Layout, scorer, config: CurateConfig) -> Path | None:
     from ..report import write_report
 
     try:
-        return write_report(layout.root, scorer=scorer, device=config.device)
+        return write_report(layout.root, scorer=scorer, device=config.scoring.device)
     except Exception as err:  # noqa: BLE001 - the curated data is done; the report can be written again
         logger.warning("the report could not be written (%s: %s); retry with `unifilter-hf report %s`",
                        type(err).__name__, err, layout.root)
