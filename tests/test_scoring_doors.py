@@ -70,7 +70,10 @@ def _assert_same(got, expected, door):
             assert s == pytest.approx(s0, abs=1e-6) and level == level0, where
 
 
-def test_pipeline_callables_score_and_curate_agree(model_dir, tmp_path):
+def test_pipeline_callables_score_and_curate_agree(model_dir, tmp_path, monkeypatch):
+    read_rows = []  # rows through the one batch path, per door (the real method runs)
+    real = QualityScorer.score_read
+    monkeypatch.setattr(QualityScorer, "score_read", lambda self, read: read_rows.append(len(read)) or real(self, read))
     src = tmp_path / "src"
     src.mkdir()
     tables = {"captions": _captions(), "documents": _documents()}
@@ -79,6 +82,8 @@ def test_pipeline_callables_score_and_curate_agree(model_dir, tmp_path):
 
     pipe = pipeline("multimodal-quality-scoring", model=str(model_dir), device="cpu")
     expected = {name: _records(pipe(rows)) for name, rows in tables.items()}  # batch_size 1: one row a pass
+    n_rows = sum(len(rows) for rows in tables.values())
+    assert sum(read_rows) == n_rows
     # the rows mean something: scores spread, a bad row per table, documents lost and cut images
     flat = [r for name in tables for r in expected[name]]
     assert sum(1 for r in flat if r[2]) == 2 and len({r[1] for r in flat if not r[2]}) >= 2
@@ -86,11 +91,13 @@ def test_pipeline_callables_score_and_curate_agree(model_dir, tmp_path):
 
     _assert_same(_records(pipe(tables["documents"], batch_size=4)), expected["documents"], "pipeline, batch_size=4")
     for name in tables:
+        read_rows.clear()
         ds = datasets.Dataset.from_parquet(str(src / f"{name}.parquet"))
         mapped = ds.map(unifilter_score(model=str(model_dir), device="cpu", batch_size=3), batched=True,
                         batch_size=5, load_from_cache_file=False)
         _assert_same([(r["unifilter_score"], r["unifilter_level"], r["unifilter_error"], r["unifilter_images_dropped"],
                        r["unifilter_images_cut"]) for r in mapped], expected[name], f"datasets map, {name}")
+        assert sum(read_rows) == len(tables[name])
 
         out = tmp_path / f"{name}-scored.parquet"
         assert main(["score", str(src / f"{name}.parquet"), "--model", str(model_dir), "--device", "cpu",
@@ -98,13 +105,16 @@ def test_pipeline_callables_score_and_curate_agree(model_dir, tmp_path):
         written = pq.read_table(out).to_pylist()
         _assert_same([(r["unifilter_score"], r["unifilter_level"], r["unifilter_error"], r["unifilter_images_dropped"],
                        r["unifilter_images_cut"]) for r in written], expected[name], f"score, {name}")
+        assert sum(read_rows) == 2 * len(tables[name])  # map, then score
 
+    read_rows.clear()
     job = tmp_path / "job"
     assert main(["curate", str(src), "--output", str(job), "--model", str(model_dir), "--device", "cpu",
                  "--threshold", "0", "--no-report", "--quiet"]) == 0
     for name in tables:
         sidecar = sorted(pq.read_table(job / "scores" / f"{name}.parquet").to_pylist(), key=lambda r: r["index"])
         _assert_same(_records(sidecar), expected[name], f"curate, {name}")
+    assert sum(read_rows) == n_rows
 
 
 def test_score_and_curate_honour_the_same_reading_flags(model_dir, tmp_path):
