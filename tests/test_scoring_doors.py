@@ -196,3 +196,14 @@ def test_recipes_in_the_repository_still_load():
     for recipe in sorted(repo.glob("recipes/curate-*.yaml")):
         config = config_from_args(build_parser().parse_args(["curate", "--config", str(recipe), "--output", "o"]))
         assert config.scoring.model == "weizhiwang/UniFilter-Qwen2.5-1.5B" and config.top_fraction
+
+
+def test_pipeline_takes_key_datasets_through_the_same_path(model_dir):
+    from transformers.pipelines.pt_utils import KeyDataset
+
+    rows = _captions()[2:5]  # a good row, the broken one, a good row
+    pipe = pipeline("multimodal-quality-scoring", model=str(model_dir), device="cpu")
+    expected = _records(pipe(rows))
+    got = _records(pipe(KeyDataset(datasets.Dataset.from_list([{"row": r} for r in rows]), "row"), batch_size=2))
+    _assert_same(got, expected, "KeyDataset")
+    assert expected[1][2] == "image: not a recognized image format"
