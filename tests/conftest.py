@@ -54,3 +54,29 @@ def default_model(model_dir, monkeypatch):
     """Point the package default (UNIFILTER_MODEL) at the tiny model, as a user would at a checkpoint."""
     monkeypatch.setenv("UNIFILTER_MODEL", str(model_dir))
     return model_dir
+
+
+@pytest.fixture
+def count_scored(monkeypatch):
+    """Counts the samples that reach the model (every path goes through QualityScorer.score_samples)."""
+    from unifilter_hf.scoring import QualityScorer
+
+    seen = []
+    real = QualityScorer.score_samples
+    monkeypatch.setattr(QualityScorer, "score_samples", lambda self, s: seen.append(len(s)) or real(self, s))
+    return seen
+
+
+@pytest.fixture
+def hub_style_parquet(tmp_path):
+    """Three caption rows and a truncated JPEG in a Parquet file with a decoded ``Image()`` column, as on the Hub."""
+    import datasets
+
+    from tests.badrows import image_dict, truncated_jpeg
+    from tests.kit import caption_rows
+
+    rows = caption_rows(3) + [{"image": image_dict(truncated_jpeg()[:200]), "text": "A broken image."}]
+    features = datasets.Features({"image": datasets.Image(), "text": datasets.Value("string")})
+    path = tmp_path / "hub.parquet"
+    datasets.Dataset.from_list(rows, features=features).to_parquet(path)
+    return path

@@ -6,7 +6,15 @@ tokenizer is trained in memory on a small corpus.
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import http.server
+import os
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
 
 import numpy as np
 from PIL import Image
@@ -49,3 +57,51 @@ from unifilter_hf.tiny import (  # noqa: E402,F401  (re-exported for tests)
     tiny_processor,
     tiny_tokenizer,
 )
+
+TASK = "multimodal-quality-scoring"
+
+
+def caption_rows(n: int = 4) -> list[dict]:
+    """``n`` caption rows of real JPEG photographs (``datasets`` Image dicts) and short captions."""
+    from tests.badrows import image_dict, jpeg  # badrows imports this module
+
+    names = ["coffee", "rocket", "flower", "chelsea", "china", "astronaut"]
+    return [{"image": image_dict(jpeg(names[i % 6])), "text": f"A photograph, number {i}."} for i in range(n)]
+
+
+def run_cli(*args: str, cwd=None) -> subprocess.CompletedProcess:
+    """``unifilter-hf ARGS`` in a fresh offline process, as a user runs it."""
+    env = dict(os.environ, HF_HUB_OFFLINE="1")
+    return subprocess.run([sys.executable, "-m", "unifilter_hf.cli", *args], capture_output=True, text=True,
+                          env=env, timeout=300, cwd=cwd)
+
+
+class SlowImages(http.server.SimpleHTTPRequestHandler):
+    """Serves a folder with a ``delay`` per request and counts the requests in flight at once."""
+
+    delay, inflight, max_inflight, lock = 0.3, 0, 0, threading.Lock()
+
+    def do_GET(self):  # noqa: N802 - http.server's name
+        cls = type(self)
+        with cls.lock:
+            cls.inflight += 1
+            cls.max_inflight = max(cls.max_inflight, cls.inflight)
+        time.sleep(cls.delay)  # the server is slow, not the test: concurrency is counted, not timed
+        with cls.lock:
+            cls.inflight -= 1
+        return super().do_GET()
+
+    def log_message(self, *args):
+        pass
+
+
+@contextlib.contextmanager
+def slow_image_server(directory, handler: type[SlowImages] = SlowImages) -> Iterator[str]:
+    """A local HTTP server on 127.0.0.1 over ``directory`` (proxies unset by the caller); yields its base URL."""
+    handler.max_inflight = 0
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(handler, directory=str(directory)))
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()

@@ -14,6 +14,9 @@ import math
 import os
 import re
 import shutil
+import subprocess
+import sys
+import textwrap
 from pathlib import Path
 
 import pytest
@@ -23,7 +26,7 @@ from safetensors.torch import load_file, save_file
 from transformers import AutoProcessor, AutoTokenizer
 from transformers.models.siglip.image_processing_pil_siglip import SiglipImageProcessorPil
 
-from tests.kit import photo, tiny_tokenizer
+from tests.kit import TASK, photo, run_cli, tiny_tokenizer
 from unifilter_hf import Sample, UniFilterForQualityScoring, UniFilterProcessor
 from unifilter_hf.cli import build_parser
 from unifilter_hf.official import (
@@ -506,3 +509,29 @@ def test_random_official_checkpoints_match_an_independent_reference(tmp_path, te
     torch.testing.assert_close(batched, expected, atol=1e-5, rtol=0)
     torch.testing.assert_close(alone, expected, atol=1e-5, rtol=0)
     assert expected.std(0).min() > 1e-3  # the samples really differ
+
+
+def test_convert_refuses_a_non_empty_destination_and_saves_a_runnable_pipeline(tmp_path):
+    src = copy_tree(FIXTURE / "checkpoint", tmp_path / "official")
+    dst = tmp_path / "native"
+    dst.mkdir()
+    (dst / "notes.txt").write_text("mine")
+    run = run_cli("convert", str(src), str(dst))
+    assert run.returncode == 2 and "--overwrite" in run.stderr and (dst / "notes.txt").read_text() == "mine"
+    assert run_cli("convert", str(src), str(dst), "--overwrite").returncode == 0
+    card = (dst / "README.md").read_text()
+    assert "image-text-to-text" not in card and "multimodal-quality-scoring" in card
+    assert json.loads((dst / "config.json").read_text())["custom_pipelines"][TASK]
+    photo("coffee").save(tmp_path / "coffee.png")
+    script = textwrap.dedent(f"""
+        import json, sys
+        sys.modules["unifilter_hf"] = None  # as if not installed
+        from transformers import pipeline
+        pipe = pipeline({TASK!r}, model={str(dst)!r}, trust_remote_code=True, device="cpu")
+        print(json.dumps(pipe({{"image": {str(tmp_path / "coffee.png")!r}, "text": "A cup."}})))
+    """)
+    env = dict(os.environ, HF_HUB_OFFLINE="1", HF_HOME=str(tmp_path / "home"))
+    run = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=300,
+                         cwd=tmp_path)
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert math.isfinite(json.loads(run.stdout.strip().splitlines()[-1])["score"])

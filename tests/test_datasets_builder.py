@@ -13,6 +13,7 @@ from huggingface_hub.errors import EntryNotFoundError
 from PIL import Image
 
 from tests.kit import photo
+from unifilter_hf import undecode_images
 from unifilter_hf.datasets_builder import (
     CONFIG_NAMES,
     UniFilterSynthetic,
@@ -21,6 +22,7 @@ from unifilter_hf.datasets_builder import (
     split_by_group,
     synthetic_features,
 )
+from unifilter_hf.filtering import unifilter_score
 from unifilter_hf.synthesis import Provenance, RuleBasedBackend, SynthRecord, bundled_items, synthesize
 from unifilter_hf.synthesis.bundled import bundled_photos
 
@@ -282,3 +284,15 @@ def test_push_rejects_bad_input(tmp_path):
     relabeled = dd.cast_column("label", datasets.Value("int64"))
     with pytest.raises(ValueError, match="ClassLabel"):
         push_synthetic_to_hub(relabeled, "me/x", "caption")
+
+
+def test_joint_config_caption_scores_equal_the_caption_config(default_model):
+    captions = build_synthetic("caption", source="bundled")["train"].select(range(8))
+    joint = build_synthetic("joint", source="bundled")["train"]
+    joint = joint.filter(lambda kind, id: kind == "caption" and id in set(captions["id"]),
+                         input_columns=["kind", "id"])
+    by_id = dict(zip(captions["id"], undecode_images(captions).map(unifilter_score, batched=True)["unifilter_score"]))
+    joint_scores = undecode_images(joint).map(unifilter_score, batched=True)
+    assert len(joint_scores) == 8
+    for row_id, score in zip(joint_scores["id"], joint_scores["unifilter_score"]):
+        assert score == pytest.approx(by_id[row_id], abs=1e-6)

@@ -1,15 +1,24 @@
 """ds.map(unifilter_score) / ds.filter(unifilter_keep) on real photographs with bad rows mixed in."""
 
+import json
 import logging
 import math
+import os
+import subprocess
+import sys
+import textwrap
+import traceback
 
 import datasets
 import pytest
 from transformers import pipeline
 
-from tests.badrows import bad_rows, good_rows
-from unifilter_hf import filtering
+from tests.badrows import bad_rows, good_rows, image_dict, jpeg
+from tests.kit import TASK, SlowImages, caption_rows, slow_image_server
+from unifilter_hf import filtering, undecode_images
+from unifilter_hf.cli import main
 from unifilter_hf.filtering import model_fingerprint, unifilter_keep, unifilter_score
+from unifilter_hf.row_layouts import SchemaError
 from unifilter_hf.scoring import QualityScorer
 
 datasets.disable_progress_bars()
@@ -246,3 +255,129 @@ def test_hub_id_fingerprint_follows_the_cached_snapshot(tmp_path, monkeypatch):
         (repo / "refs" / "main").write_text(commit)
         fingerprints.append(model_fingerprint("org/scorer"))
     assert len({uncached, *fingerprints}) == 3
+
+
+def test_num_proc_works_after_torch_ran_in_the_parent(model_dir, tmp_path):
+    # Before the fix the forked workers waited forever on torch's dead OpenMP pool: the timeout catches it.
+    script = textwrap.dedent(f"""
+        import datasets, json, torch
+        from tests.badrows import image_dict, jpeg
+        from unifilter_hf.filtering import unifilter_keep, unifilter_score
+        datasets.disable_progress_bars()
+        torch.set_num_threads(2)
+        rows = [{{"image": image_dict(jpeg(n)), "text": "A photo."}} for n in ("coffee", "rocket", "flower", "china")]
+        ds = datasets.Dataset.from_list(rows)
+        score = unifilter_score(model={str(model_dir)!r})
+        warm = list(ds.map(score, batched=True)["unifilter_score"])  # torch runs in the parent first
+        out = {{}}
+        for batched in (True, False):
+            mapped = ds.map(score, batched=batched, num_proc=2, load_from_cache_file=False)
+            out[f"map{{batched}}"] = list(mapped["unifilter_score"])
+            keep = unifilter_keep(model={str(model_dir)!r}, threshold=-100.0)
+            out[f"filter{{batched}}"] = len(ds.filter(keep, batched=batched, num_proc=2, load_from_cache_file=False))
+        print(json.dumps({{"warm": warm, **out}}))
+    """)
+    env = dict(os.environ, HF_HUB_OFFLINE="1", HF_DATASETS_CACHE=str(tmp_path / "cache"))
+    run = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=240,
+                         cwd=os.path.dirname(os.path.dirname(__file__)))
+    assert run.returncode == 0, run.stderr[-2000:]
+    result = json.loads(run.stdout.strip().splitlines()[-1])
+    for batched in ("True", "False"):
+        assert result[f"map{batched}"] == pytest.approx(result["warm"], abs=1e-6)
+        assert result[f"filter{batched}"] == 4
+
+
+def test_decoded_image_column_error_names_the_fix_and_undecode_images_survives(hub_style_parquet, default_model):
+    ds = datasets.Dataset.from_parquet(str(hub_style_parquet))
+    assert ds.features["image"].decode  # the Hub default
+    with pytest.raises(Exception) as info:
+        ds.map(unifilter_score, batched=True)
+    assert "undecode_images" in "".join(traceback.format_exception(info.value))
+    raw = undecode_images(ds)
+    scored = raw.map(unifilter_score, batched=True)
+    errors = scored["unifilter_error"]
+    assert [bool(e) for e in errors] == [False, False, False, True] and errors[3].startswith("image:")
+    assert len(raw.filter(unifilter_keep(threshold=-100.0), batched=True)) == 3
+    streamed = list(undecode_images(ds.to_iterable_dataset()).map(unifilter_score, batched=True))
+    assert [bool(r["unifilter_error"]) for r in streamed] == [False, False, False, True]
+
+
+def test_map_then_filter_scores_each_row_once(default_model, count_scored, tmp_path):
+    ds = datasets.Dataset.from_list(caption_rows(6))
+    scored = ds.map(unifilter_score, batched=True)
+    assert sum(count_scored) == 6
+    kept = scored.filter(unifilter_keep(threshold=1.0), batched=True)
+    unbatched = scored.filter(unifilter_keep(threshold=1.0))
+    assert sum(count_scored) == 6  # decided from the score columns
+    expected = sum(s >= 1.0 for s in scored["unifilter_score"])
+    assert len(kept) == len(unbatched) == expected
+    # columns from another model or settings are not trusted: that filter scores the rows itself
+    scored.filter(unifilter_keep(threshold=1.0, max_images=3), batched=True)
+    assert sum(count_scored) == 12
+
+    count_scored.clear()
+    ds.to_parquet(tmp_path / "in.parquet")
+    out = tmp_path / "out.parquet"
+    assert main(["score", str(tmp_path / "in.parquet"), "--output", str(out), "--threshold", "1.0"]) == 0
+    assert sum(count_scored) == 6 and len(datasets.Dataset.from_parquet(str(out))) == expected
+
+
+def test_settings_are_honoured_or_refused(default_model, count_scored):
+    pipe = pipeline(TASK, device="cpu")
+    row = caption_rows(1)[0]
+    for bad in ({"treshold": 2.0}, {"top_k": 3}):
+        with pytest.raises(TypeError, match="unknown parameter"):
+            pipe(row, **bad)
+    assert pipe([]) == []
+    ds = datasets.Dataset.from_list(caption_rows(3))
+    from_dataset = list(pipe(ds))
+    assert [r["score"] for r in from_dataset] == pytest.approx([r["score"] for r in pipe(list(ds))], abs=1e-6)
+
+    low = ds.filter(unifilter_keep, fn_kwargs={"threshold": -100.0}, batched=True)
+    high = ds.filter(unifilter_keep, fn_kwargs={"threshold": 100.0})
+    assert (len(low), len(high)) == (3, 0)
+    with pytest.raises(TypeError, match="unknown UniFilter setting"):
+        ds.filter(unifilter_keep, fn_kwargs={"treshold": 1.0}, batched=True)
+    # settings that change how rows are read reach the scorer too, not only the threshold
+    lost_all = datasets.Dataset.from_list([{"texts": ["Intro.", None], "images": [None, "no/such/file.jpg"]}])
+    strict = lost_all.map(unifilter_score, batched=True)["unifilter_error"][0]
+    lenient = lost_all.map(unifilter_score, fn_kwargs={"on_image_error": "score_rest"}, batched=True)
+    assert strict.startswith("document: all images failed") and lenient["unifilter_error"][0] == ""
+    assert lenient["unifilter_images_dropped"][0] == 1
+
+    before = sum(count_scored)
+    for batched in (True, False):
+        with pytest.raises(SchemaError, match=r"\['URL'\] are not in the dataset"):
+            ds.map(unifilter_score(columns={"image": "URL", "text": "text"}), batched=batched)
+    assert sum(count_scored) == before  # refused before any row was read
+
+
+@pytest.fixture
+def slow_server(tmp_path, monkeypatch):
+    for name in ("http_proxy", "https_proxy", "HTTP_PROXY", "HTTPS_PROXY", "all_proxy", "ALL_PROXY"):
+        monkeypatch.delenv(name, raising=False)
+    (tmp_path / "coffee.jpg").write_bytes(jpeg("coffee"))
+    with slow_image_server(tmp_path) as url:
+        yield url
+
+
+def test_image_urls_of_a_batch_are_fetched_concurrently(default_model, slow_server):
+    rows = [{"image": f"{slow_server}/coffee.jpg", "text": f"A cup of coffee {i}."} for i in range(8)]
+    scored = datasets.Dataset.from_list(rows).map(unifilter_score, batched=True, batch_size=8)
+    assert all(e == "" for e in scored["unifilter_error"])
+    assert SlowImages.max_inflight >= 4  # one at a time before
+
+
+def test_batch_size_and_threshold_do_not_recompute_the_map(model_dir, tmp_path, count_scored, caplog):
+    datasets.Dataset.from_list(caption_rows(4)).to_parquet(tmp_path / "rows.parquet")
+    ds = datasets.Dataset.from_parquet(str(tmp_path / "rows.parquet"), cache_dir=str(tmp_path / "cache"))
+    first = ds.map(unifilter_score(model=str(model_dir)), batched=True)
+    n = sum(count_scored)
+    for options in ({"batch_size": 2}, {"threshold": 0.5}):
+        again = ds.map(unifilter_score(model=str(model_dir), **options), batched=True)
+        assert again._fingerprint == first._fingerprint and sum(count_scored) == n, options
+
+    bad = datasets.Dataset.from_list([{"image": image_dict(b"junk"), "text": f"bad {i}"} for i in range(5)])
+    with caplog.at_level(logging.WARNING, logger="unifilter_hf"):
+        assert len(bad.filter(unifilter_keep(model=str(model_dir)))) == 0
+    assert sum("could not be scored" in r.getMessage() for r in caplog.records) == 1

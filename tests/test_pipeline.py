@@ -3,6 +3,7 @@
 import functools
 import http.server
 import json
+import logging
 import math
 import os
 import subprocess
@@ -10,13 +11,16 @@ import sys
 import textwrap
 import threading
 
+import datasets
 import pytest
 import torch
 from transformers import pipeline
 
-from tests.badrows import jpeg
-from tests.kit import photo, tiny_model_and_processor
+from tests.badrows import jpeg, truncated_jpeg
+from tests.kit import TASK, caption_rows, photo, tiny_model_and_processor
 from unifilter_hf import Sample
+from unifilter_hf.cli import main
+from unifilter_hf.filtering import unifilter_score
 
 
 @pytest.fixture(scope="module")
@@ -137,3 +141,43 @@ def test_saved_pipeline_runs_as_remote_code_in_a_fresh_process(model_dir, tmp_pa
     )
     assert run.returncode == 0, run.stderr[-3000:]
     assert json.loads(run.stdout.strip().splitlines()[-1])["score"] == pytest.approx(expected, abs=1e-6)
+
+
+def test_lost_and_cut_images_are_counted_everywhere(default_model, tmp_path, caplog):
+    for name in ["coffee", "china", "rocket", "flower", "chelsea"]:
+        (tmp_path / f"{name}.jpg").write_bytes(jpeg(name))
+    (tmp_path / "truncated.jpg").write_bytes(truncated_jpeg()[:300])
+    lost_one = {"texts": ["Intro.", None, None], "images": [None, str(tmp_path / "coffee.jpg"), "no/such/x.jpg"]}
+    lost_all = {"texts": ["Intro.", None], "images": [None, str(tmp_path / "truncated.jpg")]}
+    long_doc = {"texts": [], "images": []}
+    for name in ["coffee", "china", "rocket", "flower", "chelsea"] * 10:  # 50 images x 16 tokens > 512
+        long_doc["texts"] += ["A paragraph about the photo.", None]
+        long_doc["images"] += [None, str(tmp_path / f"{name}.jpg")]
+    pipe = pipeline(TASK, device="cpu")
+    one, alld, long = pipe([lost_one, lost_all, long_doc])
+    assert (one["images_dropped"], one["images_cut"], one["error"]) == (1, 0, None)
+    assert math.isnan(alld["score"]) and alld["error"].startswith("document: all images failed to load")
+    assert long["error"] is None and long["images_dropped"] == 0 and 20 <= long["images_cut"] < 50
+    assert pipe(lost_all, on_image_error="score_rest")["images_dropped"] == 1  # the text-only score, counted
+
+    ds = datasets.Dataset.from_list([lost_one, lost_all, long_doc])
+    with caplog.at_level(logging.WARNING, logger="unifilter_hf"):
+        scored = ds.map(unifilter_score, batched=True)
+    assert scored["unifilter_images_dropped"] == [1, 0, 0]
+    assert scored["unifilter_images_cut"] == [0, 0, long["images_cut"]]
+    assert scored["unifilter_score"][2] == pytest.approx(long["score"], abs=1e-5)
+    assert any("images failed to load" in r.getMessage() for r in caplog.records)  # loud, not silent
+
+    ds.to_json(tmp_path / "docs.jsonl")
+    out = tmp_path / "docs-scored.jsonl"
+    assert main(["score", str(tmp_path / "docs.jsonl"), "--output", str(out)]) == 0
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    assert [r["unifilter_images_dropped"] for r in rows] == [1, 0, 0] and rows[2]["unifilter_images_cut"] > 0
+
+
+def test_default_model_offline_names_the_model_and_the_fix(monkeypatch):
+    monkeypatch.delenv("UNIFILTER_MODEL", raising=False)
+    with pytest.raises(OSError, match=r"UniFilter-Qwen2\.5-1\.5B.*UNIFILTER_MODEL"):
+        pipeline(TASK)
+    with pytest.raises(OSError, match=r"UniFilter-Qwen2\.5-1\.5B.*UNIFILTER_MODEL"):
+        datasets.Dataset.from_list(caption_rows(1)).map(unifilter_score)
