@@ -202,17 +202,29 @@ def test_regression_loss_is_mse_on_the_level(tiny):
     assert out.loss.item() == pytest.approx(((out.scores - labels) ** 2).mean().item(), rel=1e-6)
 
 
-def test_gradient_checkpointing_gives_the_same_gradients():
-    grads = []
+def test_gradient_checkpointing_recomputes_layers_and_gives_the_same_gradients():
+    """Checkpointing is really on in a training forward: each decoder layer runs again in the backward pass
+    and the autograd graph keeps fewer activations, while the gradients stay the same."""
+    grads, saved, layer_runs = [], [], []
     for checkpointing in (False, True):
         model, proc = tiny_model_and_processor(seed=5)
         model.train()
         if checkpointing:
             model.activation_checkpointing_enable(activation_checkpointing_kwargs={"use_reentrant": False})
             assert model.language_model.gradient_checkpointing
-        out = model(**proc(_samples()), labels=torch.tensor([3.0, 0.0, 2.0, 1.0]))
+        runs = []  # inside the layer: transformers checkpoints `forward`, so hooks on the layer itself run once
+        hook = model.language_model.layers[0].mlp.register_forward_pre_hook(lambda *args, runs=runs: runs.append(1))
+        packed = []  # tensors the graph keeps for the backward pass (checkpointed regions keep their own)
+        with torch.autograd.graph.saved_tensors_hooks(lambda t, packed=packed: packed.append(t.numel()) or t,
+                                                      lambda t: t):
+            out = model(**proc(_samples()), labels=torch.tensor([3.0, 0.0, 2.0, 1.0]))
         out.loss.backward()
+        hook.remove()
+        layer_runs.append(len(runs))
+        saved.append(sum(packed))
         grads.append(model.get_parameter("language_model.layers.0.self_attn.q_proj.weight").grad.clone())
+    assert layer_runs == [1, 2]  # the forward, then the recompute in the backward
+    assert saved[1] < 0.8 * saved[0], saved
     assert torch.allclose(grads[0], grads[1], atol=1e-6)
 
 

@@ -3,9 +3,12 @@
 from pathlib import Path
 
 import pytest
+import torch
 
-from unifilter_hf.training import parse_train_args
+from unifilter_hf.training import QualityCollator, UniFilterTrainer, parse_train_args
+from unifilter_hf.training.data import load_training_data
 from unifilter_hf.training.dry_run import dry_run
+from unifilter_hf.training.model_setup import apply_lora, build_model, build_processor
 
 RECIPES = Path(__file__).resolve().parent.parent / "recipes"
 QUICKSTART = str(RECIPES / "quickstart" / "train.yaml")
@@ -18,6 +21,35 @@ def test_quickstart_recipe_parses_with_overrides(tmp_path):
     assert data.dataset == "shapes_world" and train.seed == 7 and train.use_cpu and not train.bf16
     assert model.num_labels == 1 and train.loss == "mse" and train.pairwise_weight > 0 and train.group_batches
     assert train.per_device_train_batch_size % 4 == 0  # whole groups of four versions per batch
+
+
+def test_quickstart_recipe_changes_what_is_trained(tmp_path):
+    """The recipe reaches the run, not only the parser: the model the run builds has the recipe's sizes, its
+    vision tower trains (``freeze_vision: false``), batches hold whole scenes (``group_batches``) and the
+    pairwise term (``pairwise_weight: 0.5``) is in the loss the trainer optimises."""
+    argv = ["--config", QUICKSTART, "--output_dir", str(tmp_path), "--train_scenes", "16",
+            "--validation_scenes", "4", "--dataloader_num_workers", "0"]
+    data, model_args, train_args = parse_train_args(argv)
+    dd = load_training_data(data, seed=train_args.seed)
+    processor = build_processor(model_args)
+    model = apply_lora(build_model(model_args, processor), model_args)  # as run_training builds it
+    cfg = model.config
+    assert (cfg.vision_config.hidden_size, cfg.text_config.hidden_size, cfg.num_image_tokens) == (64, 128, 16)
+    trained = {name.split(".")[0] for name, p in model.named_parameters() if p.requires_grad}
+    assert {"vision_tower", "language_model", "score"} <= trained
+    frozen = build_model(parse_train_args([*argv, "--freeze_vision", "true"])[1], processor)
+    assert not any(p.requires_grad for p in frozen.vision_tower.parameters())
+
+    trainer = UniFilterTrainer(model=model, args=train_args, train_dataset=dd["train"],
+                               data_collator=QualityCollator(processor))
+    batch = next(iter(trainer.get_train_dataloader()))
+    assert len(batch["labels"]) == 32 and torch.bincount(batch["group_index"]).tolist() == [4] * 8
+    model.eval()
+    with torch.no_grad():
+        with_pairwise = trainer.compute_loss(model, batch).item()
+        trainer.args.pairwise_weight = 0.0
+        without = trainer.compute_loss(model, batch).item()
+    assert abs(with_pairwise - without) > 1e-4, (with_pairwise, without)
 
 
 def _siglip_params(h, mlp, layers, patch, image):
