@@ -86,7 +86,7 @@ class SlowImages(http.server.SimpleHTTPRequestHandler):
         with cls.lock:
             cls.inflight += 1
             cls.max_inflight = max(cls.max_inflight, cls.inflight)
-        time.sleep(cls.delay)  # the server is slow, not the test: concurrency is counted, not timed
+        time.sleep(self.delay)  # the server is slow, not the test: concurrency is counted, not timed
         with cls.lock:
             cls.inflight -= 1
         return super().do_GET()
