@@ -33,6 +33,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     train_args = parse_train_args(args)[2]
     check_can_push(train_args.push_repo)  # before any expensive step
     out = train(args)
+    if train_args.process_index != 0:  # one process of a multi-process launch reports and pushes
+        return 0
     if train_args.stage == 1:
         run = load_metrics(out, stage=1)
         result = f"eval_loss_before={run['eval_loss_before']:.4f} eval_loss_after={run['eval_loss_after']:.4f}"
