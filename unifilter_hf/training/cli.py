@@ -43,7 +43,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         run = metrics["run"]
         result = f"eval_accuracy={metrics.get('eval_accuracy')}"
     print(f"{result} train_seconds={run['train_seconds']} total_seconds={run['total_seconds']}")
-    if train_args.push_repo:
+    if train_args.push_repo and train_args.stage != 1:  # stage 1 saves a projector, not a checkpoint
         recipe = args[args.index("--config") + 1] if "--config" in args else None
         url = push_checkpoint(out, train_args.push_repo, private=bool(train_args.hub_private_repo),
                               revision=train_args.hub_revision, commit_message=commit_message(recipe, metrics))
