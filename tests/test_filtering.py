@@ -8,7 +8,7 @@ import pytest
 from transformers import pipeline
 
 from tests.badrows import bad_rows, good_rows
-from unifilter_hf import filtering
+from unifilter_hf import filtering, undecode_images
 from unifilter_hf.filtering import model_fingerprint, unifilter_keep, unifilter_score
 from unifilter_hf.scoring import QualityScorer
 
@@ -246,3 +246,25 @@ def test_hub_id_fingerprint_follows_the_cached_snapshot(tmp_path, monkeypatch):
         (repo / "refs" / "main").write_text(commit)
         fingerprints.append(model_fingerprint("org/scorer"))
     assert len({uncached, *fingerprints}) == 3
+
+
+def test_decoded_image_columns_get_a_hint_naming_undecode_images(model_dir, monkeypatch, caplog):
+    """`datasets` decodes an Image() column before our callable sees it (a corrupt file then stops the job inside
+    `datasets`); the callable says so once and names the fix, without patching `datasets`."""
+    from tests.badrows import image_dict, jpeg
+
+    monkeypatch.setattr(filtering, "_HINTED_DECODED", False)
+    features = datasets.Features({"image": datasets.Image(), "text": datasets.Value("string")})
+    rows = [{"image": image_dict(jpeg(n)), "text": "A photo."} for n in ("coffee", "rocket")]
+    decoded = datasets.Dataset.from_list(rows, features=features)
+    score = unifilter_score(model=str(model_dir))
+    with caplog.at_level(logging.WARNING, logger="unifilter_hf.filtering"):
+        scored = decoded.map(score, batched=True)
+        decoded.map(score, batched=True, load_from_cache_file=False)
+    hints = [r for r in caplog.records if "undecode_images" in r.getMessage()]
+    assert len(hints) == 1 and all(not e for e in scored["unifilter_error"])
+    caplog.clear()
+    monkeypatch.setattr(filtering, "_HINTED_DECODED", False)
+    with caplog.at_level(logging.WARNING, logger="unifilter_hf.filtering"):
+        undecode_images(decoded).map(score, batched=True)  # raw bytes: nothing to say
+    assert not [r for r in caplog.records if "undecode_images" in r.getMessage()]

@@ -248,7 +248,7 @@ class UniFilterForQualityScoring(UniFilterPreTrainedModel):
 
     def logits_to_scores(self, logits: torch.Tensor) -> torch.Tensor:
         """The 0..3-scale score: the regression output, or the expected level of a classification head."""
-        if self.config.num_labels == 1:
+        if self.config.is_regression:
             return logits[:, 0]
         levels = torch.arange(self.config.num_labels, device=logits.device, dtype=torch.float32)
         return logits.float().softmax(-1) @ levels

@@ -9,10 +9,9 @@ from __future__ import annotations
 
 import argparse
 import logging
-import sys
 
 from ..hub import add_push_flags
-from .settings import CurateConfig, CurationError, load_recipe
+from .settings import CurateConfig, load_recipe
 
 _RECIPE_SUFFIXES = (".yaml", ".yml")
 
@@ -88,14 +87,11 @@ def _silence() -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    try:
-        config = config_from_args(args)
-        if config.quiet:
-            _silence()
-        from .job import curate
+    # A CurationError is a UniFilterError: unifilter_hf.cli.main prints it in one line and exits 2.
+    config = config_from_args(args)
+    if config.quiet:
+        _silence()
+    from .job import curate
 
-        curate(config)
-    except CurationError as err:
-        print(f"unifilter-hf curate: error: {err}", file=sys.stderr)
-        return 2
+    curate(config)
     return 0

@@ -12,8 +12,10 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from ..errors import UniFilterError
 
-class CurationError(RuntimeError):
+
+class CurationError(UniFilterError, RuntimeError):
     """A job-level problem; the message is one line that names the fix (the CLI exits 2 with it)."""
 
 
