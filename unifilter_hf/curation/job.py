@@ -27,10 +27,10 @@ from ..dataset_io import SourceError, open_source
 from ..hub import check_can_push, push_curation_run
 from .manifest import MANIFEST_VERSION, Layout, check_or_write_manifest, read_json, write_json_atomic
 from .outputs import write_shard_outputs
-from .report import Progress, format_table, summarize
 from .selection import make_plan
 from .settings import CurateConfig, CurationError
 from .sidecars import SELECTION_COLUMNS, read_sidecar
+from .summary import Progress, format_table, summarize
 
 logger = logging.getLogger(__name__)
 

@@ -78,9 +78,6 @@ class SourceItem:
     def num_images(self) -> int:
         return len(self.images)
 
-    def load_images(self) -> list[Image.Image]:
-        return [load_source_image(src) for src in self.images]
-
     def reference_slots(self) -> list[str | int] | None:
         """The reference document as slots: ``str`` texts and ``int`` image indices (0-based)."""
         if not isinstance(self.reference, list):
