@@ -79,8 +79,6 @@ class SchemaError(UniFilterError, ValueError):
     """No known row layout matches a dataset's columns (a dataset-level problem, raised before any row)."""
 
 
-
-
 @dataclass(frozen=True)
 class ColumnMap:
     """Which columns of a row hold what; exactly one group must be set.

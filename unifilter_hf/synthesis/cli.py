@@ -166,6 +166,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    from ..cli import run_command
+    import runpy
 
-    sys.exit(run_command("synth", main))
+    # The same command through `unifilter-hf` itself, which decides error messages and exit statuses (run by
+    # name: unifilter_hf.cli imports this module, so importing it back would make a cycle).
+    runpy.run_module("unifilter_hf.cli", run_name="__main__")
