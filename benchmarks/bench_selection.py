@@ -61,8 +61,8 @@ def _one_size(rows: int, shards: int) -> list[dict]:
     """Run in a child process: time and peak-memory growth of each step."""
     import pyarrow.parquet as pq
 
-    from unifilter_hf.curation.report import summarize
     from unifilter_hf.curation.selection import make_plan
+    from unifilter_hf.curation.summary import summarize
     from unifilter_hf.report.run_data import load_run
 
     tables = _tables(rows, shards)

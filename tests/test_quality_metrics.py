@@ -9,12 +9,12 @@ import numpy as np
 import pytest
 
 import unifilter_hf
+from unifilter_hf.levels import levels_of
 from unifilter_hf.quality_metrics import (
     average_ranks,
     compute_quality_metrics,
     macro_f1,
     pairwise_ranking,
-    predicted_levels,
     spearman,
 )
 
@@ -45,7 +45,7 @@ def test_hand_computed_example():
 
 
 def test_accuracy_rounds_half_up_after_clamping():
-    assert predicted_levels([-1.0, 0.49, 0.5, 1.5, 2.5, 2.51, 9.0]).tolist() == [0, 0, 1, 2, 3, 3, 3]
+    assert levels_of([-1.0, 0.49, 0.5, 1.5, 2.5, 2.51, 9.0]).tolist() == [0, 0, 1, 2, 3, 3, 3]
     m = compute_quality_metrics([0.5, 2.5, -3.0, 4.0], [1, 3, 0, 3])
     assert m["accuracy"] == 1.0  # np.rint (half to even) would give 0 and 2, without the clamp -3 and 4
 

@@ -7,6 +7,7 @@ import datasets
 import pytest
 
 from tests.kit import photo
+from unifilter_hf.errors import UniFilterError
 from unifilter_hf.synthesis.bundled import bundled_photos
 from unifilter_hf.synthesis.cli import register
 from unifilter_hf.synthesis.runner import completed_groups
@@ -120,8 +121,8 @@ def test_dataset_source(tmp_path):
 
 
 def test_usage_errors(tmp_path):
-    with pytest.raises(SystemExit):
-        run("--bundled", "--backend", "openai", "--output", str(tmp_path))  # --model is required
+    with pytest.raises(UniFilterError, match="--model is required"):  # the CLI turns it into exit status 2
+        run("--bundled", "--backend", "openai", "--output", str(tmp_path))
     with pytest.raises(SystemExit):
         run("--output", str(tmp_path))  # a source is required
     assert run("--images-dir", str(tmp_path / "missing"), "--output", str(tmp_path / "o")) == 2

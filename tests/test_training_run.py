@@ -10,9 +10,11 @@ import numpy as np
 import pytest
 import torch
 from huggingface_hub import HfApi
+from unifilter_hf.publishing.hub import PushError
 
 from unifilter_hf import UniFilterForQualityScoring, UniFilterProcessor
 from unifilter_hf.calibration import calibrated_probs
+from unifilter_hf.cli import main as cli_main
 from unifilter_hf.quality_metrics import compute_quality_metrics
 from unifilter_hf.training import QualityCollator
 from unifilter_hf.training.cli import main as train_main
@@ -137,9 +139,11 @@ def test_push_fails_fast_offline_before_any_data(monkeypatch, tmp_path, capsys):
 
     monkeypatch.setattr(run, "load_training_data", lambda *a, **k: pytest.fail("data loaded before the check"))
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    with pytest.raises(SystemExit) as err:
+    with pytest.raises(PushError) as err:  # a library error, not SystemExit: the CLI decides the exit status
         train_main([QUICKSTART, "--output_dir", str(tmp_path / "x"), "--push_to_hub", REPO])
     assert "HF_HUB_OFFLINE" in str(err.value) and "\n" not in str(err.value)
+    assert cli_main(["train", QUICKSTART, "--output_dir", str(tmp_path / "x"), "--push_to_hub", REPO]) == 2
+    assert capsys.readouterr().err.startswith("unifilter-hf train: error: cannot push to")
 
 
 def test_push_fails_fast_without_token(monkeypatch, tmp_path):
@@ -149,7 +153,7 @@ def test_push_fails_fast_without_token(monkeypatch, tmp_path):
     monkeypatch.setattr(run, "load_training_data", lambda *a, **k: pytest.fail("data loaded before the check"))
     monkeypatch.setenv("HF_HUB_OFFLINE", "0")
     monkeypatch.setattr(hub, "get_token", lambda: None)
-    with pytest.raises(SystemExit, match="no Hugging Face token"):
+    with pytest.raises(PushError, match="no Hugging Face token"):
         train_main([QUICKSTART, "--output_dir", str(tmp_path / "x"), "--push_to_hub", REPO])
 
 

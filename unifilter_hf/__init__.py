@@ -6,7 +6,8 @@ classification, processor), so saved checkpoints load with `AutoModel.from_pretr
 
 from transformers import AutoConfig, AutoModel, AutoModelForSequenceClassification, AutoProcessor
 
-from .configuration_unifilter import LEVEL_NAMES, UniFilterConfig
+from .configuration_unifilter import UniFilterConfig
+from .levels import LEVEL_NAMES
 from .modeling_unifilter import QualityScoringOutput, UniFilterForQualityScoring
 from .official import register_official_auto_classes
 from .pipeline_unifilter import MultimodalQualityScoringPipeline, register_pipeline

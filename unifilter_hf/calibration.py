@@ -31,7 +31,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from .quality_metrics import NUM_LEVELS, scores_and_levels
+from .levels import NUM_LEVELS
+from .quality_metrics import scores_and_levels
 
 METHOD = "ordinal_logistic"
 _L2 = 1e-4  # keeps the fit finite when validation levels are perfectly separable

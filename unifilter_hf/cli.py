@@ -13,17 +13,17 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+from collections.abc import Callable
+
+from .errors import UniFilterError
 
 
 def _demo(args: argparse.Namespace) -> int:
-    from .demo import DemoError, DemoSizes, run_demo
+    from .demo import DemoSizes, run_demo
 
     print("unifilter-hf demo: four-level data -> train the quickstart scorer -> curate a mixed pool -> publish "
           f"(offline, CPU; output in {args.output}{', rebuilt from scratch' if args.fresh else ''})")
-    try:
-        run_demo(args.output, fresh=args.fresh, sizes=DemoSizes.quick() if args.quick else None)
-    except DemoError as err:
-        raise UsageError(str(err)) from None
+    run_demo(args.output, fresh=args.fresh, sizes=DemoSizes.quick() if args.quick else None)  # DemoError: exit 2
     return 0
 
 
@@ -156,17 +156,22 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-class UsageError(ValueError):
+class UsageError(UniFilterError, ValueError):
     """A wrong argument or input: reported in one line with exit status 2."""
 
 
-def _user_errors() -> tuple[type[Exception], ...]:
-    from .official import OfficialCheckpointError
-    from .row_layouts import SchemaError
-    from .scoring import ModelNotFoundError
-    from .sources import SourceError
+#: Exit statuses of ``unifilter-hf``: decided here only (:func:`exit_status`).
+EXIT_UNEXPECTED, EXIT_USER_ERROR, EXIT_INTERRUPTED = 1, 2, 130
 
-    return (UsageError, SourceError, SchemaError, ModelNotFoundError, OfficialCheckpointError, FileNotFoundError)
+
+def exit_status(err: BaseException) -> int:
+    """The exit status for an error a command raised: 2 for anything the user can fix (every
+    :class:`UniFilterError`, a missing file, a bad value), 130 for Ctrl-C, 1 for a bug."""
+    if isinstance(err, KeyboardInterrupt):
+        return EXIT_INTERRUPTED
+    if isinstance(err, UniFilterError | FileNotFoundError | ValueError):
+        return EXIT_USER_ERROR
+    return EXIT_UNEXPECTED
 
 
 def _one_line(err: BaseException) -> str:
@@ -174,29 +179,33 @@ def _one_line(err: BaseException) -> str:
     return " ".join(text.split())
 
 
-def main(argv: list[str] | None = None) -> int:
-    from .publishing.hub import PushError
+def run_command(command: str, call: Callable[[], int], debug: bool = False) -> int:
+    """``call()``'s exit status, or an error's (:func:`exit_status`) after printing it in one line.
 
-    args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    Every entry point goes through here (``unifilter-hf``, ``python -m unifilter_hf.training``, ...).
+    """
     try:
-        return args.func(args)
-    except PushError as err:  # offline, no token, unknown folder, refused by the Hub: before or after the work
-        if args.debug:
+        return call()
+    except (Exception, KeyboardInterrupt) as err:
+        if debug:
             raise
-        print(f"unifilter-hf {args.command}: error: {_one_line(err)}", file=sys.stderr)
-        return 2
-    except Exception as err:
-        if args.debug:
-            raise
+        status = exit_status(err)
+        if status == EXIT_INTERRUPTED:
+            print(f"unifilter-hf {command}: interrupted", file=sys.stderr)
+            return status
         hint = ""
         if type(err).__name__ == "SchemaError":
             hint = " (CLI: --columns image=COLUMN,text=COLUMN or images=COLUMN,texts=COLUMN)"
-        print(f"unifilter-hf {args.command}: error: {_one_line(err)}{hint}", file=sys.stderr)
-        if isinstance(err, _user_errors()) or isinstance(err, ValueError):
-            return 2
-        print("(an unexpected error: rerun with --debug for the traceback)", file=sys.stderr)
-        return 1
+        print(f"unifilter-hf {command}: error: {_one_line(err)}{hint}", file=sys.stderr)
+        if status == EXIT_UNEXPECTED:
+            print("(an unexpected error: rerun with --debug for the traceback)", file=sys.stderr)
+        return status
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    return run_command(args.command, lambda: args.func(args), debug=args.debug)
 
 
 if __name__ == "__main__":

@@ -7,8 +7,8 @@ import math
 from transformers import AutoConfig, PreTrainedConfig
 from transformers.configuration_utils import SubConfigSpec
 
-# The four quality levels of the UniFilter training data (score = level, 0 worst, 3 best).
-LEVEL_NAMES = ["easy_negative", "medium_negative", "hard_negative", "positive"]
+from .levels import LEVEL_NAMES, NUM_LEVELS
+from .levels import is_regression as _is_regression
 
 # The official vision tower, SigLIP so400m-patch14-384 (729 patches, pooled to 144 tokens by default).
 SO400M_PATCH14_384 = {
@@ -78,9 +78,9 @@ class UniFilterConfig(PreTrainedConfig):
         if side * side != self.num_image_tokens:
             raise ValueError(f"num_image_tokens must be a square number, got {self.num_image_tokens}")
         # Readable labels that match the head size (pipelines look labels up by index).
-        if self.num_labels == len(LEVEL_NAMES):
+        if self.num_labels == NUM_LEVELS:
             self.id2label = dict(enumerate(LEVEL_NAMES))
-        elif self.num_labels == 1:
+        elif _is_regression(self.num_labels):
             self.id2label = {0: "quality"}
         self.label2id = {v: k for k, v in self.id2label.items()}
 
@@ -100,7 +100,7 @@ class UniFilterConfig(PreTrainedConfig):
     @property
     def is_regression(self) -> bool:
         """True for the official single-output head that regresses the 0..3 level."""
-        return self.num_labels == 1
+        return _is_regression(self.num_labels)
 
 
 def _task_registered_locally(custom_pipelines: dict) -> bool:

@@ -26,6 +26,7 @@ from typing import Any
 
 import datasets
 
+from .levels import LEVEL_NAMES
 from .synthesis.dataset_rows import load_rows, source_fingerprint
 from .synthesis.dataset_schema import (
     CONFIG_KINDS,
@@ -34,7 +35,6 @@ from .synthesis.dataset_schema import (
     record_to_example,
     synthetic_features,
 )
-from .synthesis.levels import LEVEL_NAMES
 from .synthesis.records import SynthRecord
 from .synthesis.released import RELEASED_GENERATOR
 from .synthesis.splits import split_by_group

@@ -21,7 +21,6 @@ not recompute, and `num_proc` workers reuse the loaded model (forked) or reload 
 from __future__ import annotations
 
 import dataclasses
-import functools
 import hashlib
 import json
 import logging
@@ -32,9 +31,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from PIL import Image as PILImage
+
 from .fingerprint import model_fingerprint
+from .levels import NO_LEVEL, NUM_LEVELS, is_regression
 from .row_layouts import ColumnMap, SchemaError
-from .scoring import DEFAULT_THRESHOLD, QualityScorer, ScoreRecord, default_model_id
+from .scoring import DEFAULT_THRESHOLD, QualityScorer, ScoreRecord, default_model_id, one_thread_in_forked_children
 from .scoring_settings import ScoringSettings
 
 logger = logging.getLogger(__name__)
@@ -150,6 +152,7 @@ class _UniFilterCallable:
     def _apply(self, batch: Mapping, columns: ColumnMap):
         batched = _is_batch(batch, columns)
         rows = _split_batch(batch) if batched else [batch]
+        _hint_decoded_images(rows[0] if rows else {})
         return self._output(self.scorer.score_rows(rows, columns), batched)
 
     @property
@@ -192,12 +195,32 @@ class _UniFilterCallable:
         raise NotImplementedError
 
     def __reduce__(self):
+        one_thread_in_forked_children()  # pickled for datasets' num_proc workers, which fork after this
         spec = json.dumps(self.spec(), sort_keys=True)
         # Equal specs mean equal results, so equal objects may stand in for each other when unpickled.
         _LIVE[spec] = self
         source = self._model if isinstance(self._model, (str, os.PathLike)) else None
         # Only what changes results is pickled (datasets hashes this): a new batch size reuses the cache.
         return (_rebuild, (type(self), None if source is None else str(source), spec))
+
+
+def _hint_decoded_images(row: Mapping) -> None:
+    """Once per process: name `undecode_images` when `datasets` hands us images it decoded itself.
+
+    Such a column is decoded inside `datasets` before any callable sees the row, so one corrupt file ends the
+    job there, out of our reach; `datasets`' own switch, `Image(decode=False)`, avoids that.
+    """
+    global _HINTED_DECODED
+    if _HINTED_DECODED:
+        return
+    values = [v for value in row.values() for v in (value if isinstance(value, list) else [value])]
+    if any(isinstance(v, PILImage.Image) for v in values):
+        _HINTED_DECODED = True
+        logger.warning("the dataset's image columns are decoded by `datasets`, where one corrupt image stops the "
+                       "job; `ds = unifilter_hf.undecode_images(ds)` makes such rows error rows instead")
+
+
+_HINTED_DECODED = False
 
 
 def _is_batch(batch: Mapping, columns: ColumnMap) -> bool:
@@ -249,15 +272,15 @@ class UniFilterScore(_UniFilterCallable):
         fingerprint = self.score_fingerprint()
         columns = {
             "unifilter_score": [r.score for r in records],
-            "unifilter_level": [-1 if r.level is None else r.level for r in records],
+            "unifilter_level": [NO_LEVEL if r.level is None else r.level for r in records],
             "unifilter_error": [r.error or "" for r in records],
             "unifilter_images_dropped": [r.images_dropped for r in records],
             "unifilter_images_cut": [r.images_cut for r in records],
             "unifilter_fingerprint": [fingerprint] * len(records),
         }
         config = self.scorer.model.config
-        if config.num_labels > 1 or getattr(config, "calibration", None):  # per-level probabilities
-            levels = max(config.num_labels, 4)
+        if not is_regression(config) or getattr(config, "calibration", None):  # per-level probabilities
+            levels = max(config.num_labels, NUM_LEVELS)
             columns["unifilter_probs"] = [r.probs or [math.nan] * levels for r in records]
         return columns if batched else {k: v[0] for k, v in columns.items()}
 
@@ -319,36 +342,6 @@ class UniFilterKeep(_UniFilterCallable):
             logger.warning("unifilter_keep has dropped %d row(s) that could not be scored so far, e.g. %r "
                            "(keep_errors=True keeps them)", count, errors[0])
 
-
-def _name_the_fix_for_decoding_errors() -> None:
-    """Make `datasets`' own image decoding errors name `undecode_images`, which avoids them.
-
-    With a decoded `Image()` column (the Hub default) `datasets` opens every image before our callable sees
-    the row, so one corrupt file ends the job inside `datasets`. The error is re-raised unchanged, with a note.
-    """
-    from datasets.features import image as image_feature
-
-    decode = image_feature.Image.decode_example
-    if getattr(decode, "_unifilter_note", False):
-        return
-
-    @functools.wraps(decode)
-    def decode_example(self, value, *args, **kwargs):
-        try:
-            return decode(self, value, *args, **kwargs)
-        except Exception as err:
-            err.add_note(
-                "unifilter-hf: a corrupt image in a decoded datasets.Image() column stops datasets itself; "
-                "read the column undecoded with `ds = unifilter_hf.undecode_images(ds)` so that such rows "
-                "become error rows instead"
-            )
-            raise
-
-    decode_example._unifilter_note = True
-    image_feature.Image.decode_example = decode_example
-
-
-_name_the_fix_for_decoding_errors()
 
 unifilter_score = UniFilterScore()
 unifilter_keep = UniFilterKeep()

@@ -12,6 +12,7 @@ from transformers.activations import ACT2FN
 from transformers.utils import ModelOutput
 
 from .configuration_unifilter import UniFilterConfig
+from .levels import is_regression
 from .quality_losses import ce_loss, mse_loss
 
 
@@ -229,7 +230,7 @@ class UniFilterForQualityScoring(UniFilterPreTrainedModel):
 
         loss = None
         if labels is not None:
-            loss = mse_loss(scores, labels) if self.config.num_labels == 1 else ce_loss(logits, labels)
+            loss = mse_loss(scores, labels) if is_regression(self.config) else ce_loss(logits, labels)
         return QualityScoringOutput(loss=loss, logits=logits, scores=scores)
 
     @staticmethod
@@ -246,7 +247,7 @@ class UniFilterForQualityScoring(UniFilterPreTrainedModel):
 
     def logits_to_scores(self, logits: torch.Tensor) -> torch.Tensor:
         """The 0..3-scale score: the regression output, or the expected level of a classification head."""
-        if self.config.num_labels == 1:
+        if self.config.is_regression:
             return logits[:, 0]
         levels = torch.arange(self.config.num_labels, device=logits.device, dtype=torch.float32)
         return logits.float().softmax(-1) @ levels

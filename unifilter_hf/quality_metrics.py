@@ -3,8 +3,8 @@
 One implementation serves the training loop's ``compute_metrics``, the ``evaluate`` metric module shipped in
 the package (:data:`metrics_path`) and users' own evaluations.
 
-- ``accuracy``: predicted level ``floor(clip(score, 0, 3) + 0.5)`` (round half up, so every level owns the
-  scores within 0.5 of it) equals the label.
+- ``accuracy``: the score's level (:func:`unifilter_hf.levels.levels_of`: the nearest level, half up,
+  clamped to 0..3) equals the label.
 - ``confusion_matrix``: 4 x 4 counts, rows = true level, columns = predicted level.
 - ``macro_f1``: mean F1 over the levels that occur as a label or a prediction (F1 = 0 where no true
   positive).
@@ -32,20 +32,10 @@ from collections.abc import Sequence
 
 import numpy as np
 
-NUM_LEVELS = 4
+from .levels import NUM_LEVELS, levels_of
+
 #: Local path of the ``evaluate`` metric module: ``evaluate.load(metrics_path)`` works offline.
 metrics_path: str = os.path.join(os.path.dirname(os.path.abspath(__file__)), "metrics", "unifilter_quality")
-
-
-def predicted_levels(scores: Sequence[float] | np.ndarray) -> np.ndarray:
-    """The level each score is closest to: ``floor(clip(score, 0, 3) + 0.5)`` as int.
-
-    Example:
-        >>> predicted_levels([-1.0, 0.5, 1.49, 2.5, 7.0]).tolist()
-        [0, 1, 1, 3, 3]
-    """
-    scores = np.asarray(scores, dtype=np.float64)
-    return np.floor(np.clip(scores, 0, NUM_LEVELS - 1) + 0.5).astype(np.int64)
 
 
 def confusion_matrix(labels: np.ndarray, predictions: np.ndarray) -> np.ndarray:
@@ -133,7 +123,7 @@ def _none_if_nan(value: float) -> float | None:
 
 def _metrics(scores: np.ndarray, labels: np.ndarray, group_ids: np.ndarray | None) -> dict:
     n = len(scores)
-    pred = predicted_levels(scores)
+    pred = levels_of(scores)
     matrix = confusion_matrix(labels, pred)
     out = {
         "num_examples": int(n),
@@ -214,6 +204,5 @@ __all__ = [
     "macro_f1",
     "metrics_path",
     "pairwise_ranking",
-    "predicted_levels",
     "spearman",
 ]

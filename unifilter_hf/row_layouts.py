@@ -47,6 +47,7 @@ from typing import Any, Literal
 import numpy as np
 from PIL import Image
 
+from .errors import UniFilterError
 from .image_loading import DEFAULT_MAX_BYTES, DEFAULT_MAX_PIXELS, decode_base64, load_image, short_reason
 from .sample import Sample, SampleError
 
@@ -74,10 +75,8 @@ _CAPTION_TEXT_COLUMNS = ("text", "caption", "txt", "json")
 _GROUPS = {"caption": ("image", "text"), "document": ("images", "texts"), "mmc4": ("text_list", "image_info")}
 
 
-class SchemaError(ValueError):
+class SchemaError(UniFilterError, ValueError):
     """No known row layout matches a dataset's columns (a dataset-level problem, raised before any row)."""
-
-
 
 
 @dataclass(frozen=True)

@@ -19,6 +19,8 @@ from typing import Literal
 
 from PIL import Image
 
+from .errors import UniFilterError
+
 
 @dataclass
 class Sample:
@@ -53,7 +55,7 @@ class Sample:
         return len(self.image_list)
 
 
-class SampleError(ValueError):
+class SampleError(UniFilterError, ValueError):
     """A row that cannot be scored; ``reason`` is the short text stored in the error column."""
 
     def __init__(self, reason: str):

@@ -22,6 +22,8 @@ from dataclasses import asdict, dataclass
 
 import torch
 
+from .errors import UniFilterError
+from .levels import is_regression, level_of
 from .row_layouts import ColumnMap, ImageErrorPolicy, try_to_sample
 from .sample import Sample
 
@@ -35,7 +37,19 @@ def _one_thread_after_fork() -> None:
     torch.set_num_threads(1)
 
 
-os.register_at_fork(after_in_child=_one_thread_after_fork)
+_fork_hook_registered = False
+
+
+def one_thread_in_forked_children() -> None:
+    """Give forked children (`datasets`' `num_proc` workers) one torch thread; registered once, on first use.
+
+    Called when a scorer is built or a `datasets` callable is pickled for workers, never at import: importing
+    the package leaves other code's forks alone.
+    """
+    global _fork_hook_registered
+    if not _fork_hook_registered:
+        os.register_at_fork(after_in_child=_one_thread_after_fork)
+        _fork_hook_registered = True
 
 # The task's default checkpoint; UNIFILTER_MODEL overrides it everywhere (tests point it at a local folder).
 OFFICIAL_DEFAULT_MODEL = "weizhiwang/UniFilter-Qwen2.5-1.5B"
@@ -106,19 +120,19 @@ def records_from_logits(
 ) -> list[ScoreRecord]:
     """Records for a batch of model outputs.
 
-    Regression heads: `level = round(clamp(score, 0, 3))`, the official validation reading; with a
+    Regression heads: `level` is `levels.level_of(score)` (the nearest level, half up, clamped to 0..3); with a
     `calibration` map (stored in a trained checkpoint's config) `probs` are its per-level probabilities.
     Classification heads: `level` is the argmax level and `probs` the per-level probabilities.
     """
     logits, scores = logits.float().cpu(), scores.float().cpu()
-    if logits.shape[-1] == 1:
+    if is_regression(logits.shape[-1]):
         values = scores.tolist()
         probs = [None] * len(values)
         if calibration:
             from .calibration import calibrated_probs
 
             probs = calibrated_probs(values, calibration).tolist()
-        return [ScoreRecord(score=s, level=int(round(min(max(s, 0.0), 3.0))), probs=p) for s, p in zip(values, probs)]
+        return [ScoreRecord(score=s, level=level_of(s), probs=p) for s, p in zip(values, probs)]
     probs = logits.softmax(-1)
     return [
         ScoreRecord(score=s, level=int(p.argmax()), probs=p.tolist()) for s, p in zip(scores.tolist(), probs)
@@ -198,6 +212,7 @@ class QualityScorer:
     ):
         if batch_size < 1:
             raise ValueError(f"batch_size must be at least 1, got {batch_size}")
+        one_thread_in_forked_children()
         self.model = model.eval() if device is None else model.eval().to(device)
         self.processor = processor
         self.batch_size = batch_size
@@ -334,7 +349,7 @@ class QualityScorer:
         return records
 
 
-class ModelNotFoundError(OSError):
+class ModelNotFoundError(UniFilterError, OSError):
     """The model to score with could not be loaded; the message names it and how to pick another."""
 
     def __init__(self, name_or_path: str, cause: Exception):

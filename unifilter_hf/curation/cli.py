@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import sys
 
 from ..publishing.hub import add_push_flags
 from ..scoring_settings import ScoringSettings, add_scoring_arguments
@@ -81,17 +80,14 @@ def _silence() -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    try:
-        config = config_from_args(args)
-        if config.quiet:
-            _silence()
-        from ..publishing.curation_run import finish_curation
-        from ..publishing.hub import check_can_push
-        from .job import curate
+    # A CurationError or PushError is a UniFilterError: unifilter_hf.cli prints it in one line and exits 2.
+    config = config_from_args(args)
+    if config.quiet:
+        _silence()
+    from ..publishing.curation_run import finish_curation
+    from ..publishing.hub import check_can_push
+    from .job import curate
 
-        check_can_push(config.push_to_hub)  # before the source, the model or any file: one line, exit 2
-        finish_curation(curate(config), config)
-    except CurationError as err:
-        print(f"unifilter-hf curate: error: {err}", file=sys.stderr)
-        return 2
+    check_can_push(config.push_to_hub)  # before the source, the model or any file
+    finish_curation(curate(config), config)
     return 0

@@ -28,10 +28,10 @@ from ..sources import SourceError, open_source
 from ..version import package_version
 from .manifest import MANIFEST_VERSION, Layout, check_or_write_manifest, read_json, write_json_atomic
 from .outputs import write_shard_outputs
-from .report import Progress, format_table, summarize
 from .selection import make_plan
 from .settings import CurateConfig, CurationError
 from .sidecars import SELECTION_COLUMNS, read_sidecar
+from .summary import Progress, format_table, summarize
 
 logger = logging.getLogger(__name__)
 

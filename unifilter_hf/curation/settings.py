@@ -13,10 +13,11 @@ from dataclasses import MISSING, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from ..errors import UniFilterError
 from ..scoring_settings import ScoringSettings
 
 
-class CurationError(RuntimeError):
+class CurationError(UniFilterError, RuntimeError):
     """A job-level problem; the message is one line that names the fix (the CLI exits 2 with it)."""
 
 

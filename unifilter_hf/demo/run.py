@@ -23,6 +23,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from ..errors import UniFilterError
 from .pool import POOL_FILE, build_pool, dump_json, level_means, write_photo_set, write_shapes_world
 
 RECIPE = Path("recipes") / "quickstart" / "train.yaml"
@@ -30,7 +31,7 @@ RECIPE = Path("recipes") / "quickstart" / "train.yaml"
 TOP_FRACTION = 0.25
 
 
-class DemoError(RuntimeError):
+class DemoError(UniFilterError, RuntimeError):
     """A problem the user can fix, told in one line (the CLI exits 2 with it)."""
 
 

@@ -21,6 +21,8 @@ from typing import Any
 from huggingface_hub import hf_hub_download
 from transformers import PreTrainedConfig
 
+from ..errors import UniFilterError
+
 # Official `model_type` -> the decoder's transformers `model_type` (docs/official_checkpoints.md).
 OFFICIAL_MODEL_TYPES = {"llava_qwen": "qwen2", "llava_qwen3": "qwen3"}
 
@@ -41,7 +43,7 @@ _UNUSED_PREFIXES = (VISION_PREFIX + "head.", "lm_head.")
 _BUFFER_SUFFIXES = ("rotary_emb.inv_freq", "embeddings.position_ids")
 
 
-class OfficialCheckpointError(ValueError):
+class OfficialCheckpointError(UniFilterError, ValueError):
     """An official checkpoint that cannot be converted exactly (missing tensors, unknown tower, ...)."""
 
 

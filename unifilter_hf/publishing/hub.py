@@ -26,6 +26,8 @@ from huggingface_hub.errors import HfHubHTTPError
 from huggingface_hub.utils import filter_repo_objects
 from huggingface_hub.utils._paths import DEFAULT_IGNORE_PATTERNS
 
+from ..errors import UniFilterError
+
 # What each kind of folder uploads (patterns relative to the folder, for the hub library's filter_repo_objects).
 _TEMPORARIES = [".tmp-*", "*/.tmp-*"]
 CURATED_FILES = ["README.md", "manifest.json", "summary.json", "selection.json", "curated/*.parquet", "report/*"]
@@ -34,10 +36,11 @@ SYNTH_FILES = ["README.md", "manifest.json", "records.jsonl", "images/*"]
 CHECKPOINT_IGNORE = ["checkpoint-*", "checkpoint-*/**", "runs/**"]
 
 
-class PushError(SystemExit):
+class PushError(UniFilterError):
     """A push that cannot work (offline, no token, unknown folder, refused by the Hub); the message is one line.
 
-    A ``SystemExit`` so that library callers stop too; ``unifilter-hf`` prints it and exits with status 2.
+    A library call raises it like any :class:`~unifilter_hf.errors.UniFilterError`; ``unifilter-hf`` prints it
+    and exits with status 2.
     """
 
 

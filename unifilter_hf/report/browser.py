@@ -20,6 +20,8 @@ import tempfile
 import threading
 from pathlib import Path
 
+from ..errors import UniFilterError
+
 _FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-sync",
           "--disable-component-update", "--no-first-run", "--hide-scrollbars", "--disable-quic",
           "--disable-features=NetworkTimeServiceQuerying,OptimizationHints,MediaRouter,Translate"]
@@ -35,7 +37,7 @@ window.addEventListener("load", () => {
 </script>"""
 
 
-class BrowserError(RuntimeError):
+class BrowserError(UniFilterError, RuntimeError):
     pass
 
 

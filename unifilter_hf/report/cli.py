@@ -24,7 +24,6 @@ def register(sub) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from .page import write_report
-    from .run_data import ReportError
 
     try:
         bands = tuple(int(b) for b in args.explain_bands.split(",") if b.strip())
@@ -34,11 +33,8 @@ def run(args: argparse.Namespace) -> int:
         print(f"unifilter-hf report: error: --explain-bands takes bands 0..3 like 0,1, got {args.explain_bands!r}",
               file=sys.stderr)
         return 2
-    try:
-        path = write_report(args.run_dir, examples_per_band=args.examples, explain_bands=bands,
-                            attribution=not args.no_attribution, device=args.device)
-    except ReportError as err:
-        print(f"unifilter-hf report: error: {err}", file=sys.stderr)
-        return 2
+    # A ReportError (not a finished run) is a UniFilterError: unifilter_hf.cli.main prints it and exits 2.
+    path = write_report(args.run_dir, examples_per_band=args.examples, explain_bands=bands,
+                        attribution=not args.no_attribution, device=args.device)
     print(f"wrote {path}")
     return 0

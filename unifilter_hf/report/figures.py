@@ -18,7 +18,7 @@ matplotlib.use("Agg")  # headless: reports are written on servers and in CI
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from ..configuration_unifilter import LEVEL_NAMES  # noqa: E402
+from ..levels import LEVEL_NAMES  # noqa: E402
 from .run_data import BIN_WIDTH, KindStats, RunData  # noqa: E402
 
 CUT_COLOUR = "#d62728"

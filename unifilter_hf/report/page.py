@@ -15,8 +15,8 @@ from pathlib import Path
 
 import jinja2
 
-from ..configuration_unifilter import LEVEL_NAMES
 from ..curation.manifest import Layout, commit, temporary_path
+from ..levels import LEVEL_NAMES
 from .examples import build_examples
 from .figures import FIGURES
 from .run_data import ReportError, RunData, fetch_rows, load_run, pick_examples

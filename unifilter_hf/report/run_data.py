@@ -28,21 +28,21 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from ..curation.selection import decide_many, scores_by_kind
+from ..errors import UniFilterError
+from ..levels import NUM_LEVELS, level_of, levels_of
 
 BIN_WIDTH = 0.005  # histogram resolution on the score axis
 BIN_LOW, BIN_HIGH = -1.0, 4.0  # scores outside fall into the first / last bin (the axis uses the true range)
 SAMPLE_PER_BAND = 256  # rows remembered per kind and band, to pick examples from
 
 
-class ReportError(RuntimeError):
+class ReportError(UniFilterError, RuntimeError):
     """The folder is not a finished curation run; the message names the fix."""
 
 
 def band_of(score: float | None) -> int | None:
-    """The score band (0..3) a score falls in: the level it rounds to, clamped to the scale."""
-    if score is None or math.isnan(score):
-        return None
-    return int(min(3, max(0, math.floor(score + 0.5))))
+    """The score band (0..3) a score falls in: its level (:func:`unifilter_hf.levels.level_of`)."""
+    return None if score is None else level_of(score)
 
 
 @dataclass
@@ -67,11 +67,11 @@ class KindStats:
     hist: np.ndarray = field(default_factory=lambda: np.zeros(round((BIN_HIGH - BIN_LOW) / BIN_WIDTH), np.int64))
     kept_hist: np.ndarray = field(
         default_factory=lambda: np.zeros(round((BIN_HIGH - BIN_LOW) / BIN_WIDTH), np.int64))
-    bands: list[int] = field(default_factory=lambda: [0] * 4)
-    kept_bands: list[int] = field(default_factory=lambda: [0] * 4)
+    bands: list[int] = field(default_factory=lambda: [0] * NUM_LEVELS)
+    kept_bands: list[int] = field(default_factory=lambda: [0] * NUM_LEVELS)
     low: float = math.inf
     high: float = -math.inf
-    samples: list[list[tuple]] = field(default_factory=lambda: [[] for _ in range(4)])  # heaps per band
+    samples: list[list[tuple]] = field(default_factory=lambda: [[] for _ in range(NUM_LEVELS)])  # heaps per band
 
     @property
     def rows(self) -> int:
@@ -85,10 +85,11 @@ class KindStats:
         """Add the scored rows ``where`` of a sidecar batch (their ``scores``, and ``kept`` per row of the batch)."""
         kept = kept[where]
         bins = np.clip(((scores - BIN_LOW) / BIN_WIDTH).astype(np.int64), 0, len(self.hist) - 1)
-        bands = np.clip(np.floor(scores + 0.5), 0, 3).astype(np.int64)
+        bands = levels_of(scores)
         self.hist += np.bincount(bins, minlength=len(self.hist))
         self.kept_hist += np.bincount(bins[kept], minlength=len(self.hist))
-        for band, (n, k) in enumerate(zip(np.bincount(bands, minlength=4), np.bincount(bands[kept], minlength=4))):
+        counts = zip(np.bincount(bands, minlength=NUM_LEVELS), np.bincount(bands[kept], minlength=NUM_LEVELS))
+        for band, (n, k) in enumerate(counts):
             self.bands[band] += int(n)
             self.kept_bands[band] += int(k)
         if scores.size:
@@ -97,7 +98,7 @@ class KindStats:
         # that beat a full sample's worst hash become Python objects.
         index = table.column("index").to_numpy(zero_copy_only=False)[where]
         hashes = _mix(index.astype(np.uint64) ^ np.uint64(zlib.crc32(shard.encode())))
-        for band in range(4):
+        for band in range(NUM_LEVELS):
             heap = self.samples[band]
             candidates = np.flatnonzero(bands == band)
             if len(heap) >= SAMPLE_PER_BAND:

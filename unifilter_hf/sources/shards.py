@@ -30,6 +30,8 @@ from typing import Any
 
 import pyarrow as pa
 
+from ..errors import UniFilterError
+
 __all__ = ["Shard", "SourceError", "chunked", "open_source", "undecode_images"]
 
 _PARQUET = (".parquet",)
@@ -38,7 +40,7 @@ _TAR = (".tar", ".tar.gz", ".tgz")
 _CHUNK = 256  # rows per Arrow batch read from Parquet
 
 
-class SourceError(ValueError):
+class SourceError(UniFilterError, ValueError):
     """A source that cannot be opened; the message is one line naming the fix."""
 
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from ..errors import UniFilterError
 from .backends.base import SourceItem, SynthesisBackend
 from .levels import KINDS, canonical_kind
 
@@ -103,7 +104,7 @@ def make_backend(args: argparse.Namespace) -> SynthesisBackend:
 
         return RuleBasedBackend(seed=args.seed)
     if not args.model:
-        raise SystemExit("--model is required for the openai and transformers backends")
+        raise UniFilterError("--model is required for the openai and transformers backends")  # exit status 2
     if args.backend == "openai":
         from .backends.openai_http import OpenAIChatBackend
 
@@ -166,4 +167,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    import runpy
+
+    # The same command through `unifilter-hf` itself, which decides error messages and exit statuses (run by
+    # name: unifilter_hf.cli imports this module, so importing it back would make a cycle).
+    runpy.run_module("unifilter_hf.cli", run_name="__main__")

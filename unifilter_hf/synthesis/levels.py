@@ -14,19 +14,13 @@ Example:
 from __future__ import annotations
 
 from enum import IntEnum
-from typing import Literal
 
-from ..configuration_unifilter import LEVEL_NAMES as _MODEL_LEVEL_NAMES
+from ..levels import LEVEL_NAMES
 
-Kind = Literal["caption", "document"]
 #: The two source kinds; "document" is an interleaved image-text document, as in ``Sample.kind``.
 KINDS: tuple[str, ...] = ("caption", "document")
 # Earlier releases said "interleaved"; old records.jsonl files and call sites still use it.
 _KIND_ALIASES = {"interleaved": "document"}
-
-#: Names of levels 0..3, shared with the model's ``id2label``.
-LEVEL_NAMES: tuple[str, ...] = tuple(_MODEL_LEVEL_NAMES)
-
 
 class Level(IntEnum):
     """Quality level; the integer value is the score the classifier is trained to predict."""

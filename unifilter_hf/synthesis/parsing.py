@@ -19,6 +19,8 @@ from __future__ import annotations
 import json
 import re
 
+from ..errors import UniFilterError
+
 _FENCE = re.compile(r"^```[a-zA-Z]*\s*\n(.*)\n\s*```$", re.S)
 _THINK = re.compile(r"^<think>.*?</think>", re.S)
 _MARKER = re.compile(r"<image\s*(\d+)>", re.I)
@@ -26,7 +28,7 @@ _ANY_IMAGE_TAG = re.compile(r"<\s*image[^>]*>", re.I)
 MAX_CHARS = 20_000
 
 
-class MalformedReply(ValueError):
+class MalformedReply(UniFilterError, ValueError):
     """A reply that cannot be used as data; ``reason`` says why in a few words."""
 
     def __init__(self, reason: str):

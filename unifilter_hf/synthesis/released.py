@@ -19,7 +19,7 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from .levels import LEVEL_NAMES
+from ..levels import LEVEL_NAMES, level_of
 from .records import Provenance, SynthRecord, slots_to_lists
 
 logger = logging.getLogger(__name__)
@@ -47,7 +47,7 @@ def _label(value: Any) -> int | None:
     if isinstance(value, bool):
         return None
     if isinstance(value, int | float):
-        return int(round(min(3.0, max(0.0, float(value)))))
+        return level_of(float(value))
     if isinstance(value, str):
         if value in LEVEL_NAMES:
             return LEVEL_NAMES.index(value)

@@ -42,6 +42,8 @@ from typing import NamedTuple
 import datasets
 from PIL import Image, ImageDraw
 
+from ..levels import LEVEL_NAMES
+
 SHAPES_EDIT_TYPES: tuple[str, ...] = ("colour", "shape", "count", "position")
 COLOURS: dict[str, tuple[int, int, int]] = {
     "red": (220, 40, 40),
@@ -60,7 +62,6 @@ POSITIONS: dict[str, str] = {"left": "on the left", "right": "on the right", "to
 _OPPOSITE = {"left": "right", "right": "left", "top": "bottom", "bottom": "top"}
 _AXES = (("left", "right"), ("top", "bottom"))
 SPLITS: tuple[str, ...] = ("train", "validation")
-LEVEL_NAMES: list[str] = ["easy_negative", "medium_negative", "hard_negative", "positive"]
 BACKGROUND = (40, 40, 40)
 _VALIDATION_MODULUS = 5  # 1 scene in 5 is validation-only
 
@@ -314,7 +315,7 @@ def shapes_world_features() -> datasets.Features:
         "kind": datasets.Value("string"),
         "image": datasets.Image(),
         "text": datasets.Value("string"),
-        "label": datasets.ClassLabel(names=LEVEL_NAMES),
+        "label": datasets.ClassLabel(names=list(LEVEL_NAMES)),
         "edit": datasets.Value("string"),
     })
 

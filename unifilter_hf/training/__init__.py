@@ -1,7 +1,7 @@
 """Training a UniFilter scorer with the HF Trainer stack (see docs/training.md).
 
 Modules: ``arguments`` (YAML + CLI via TRL's parser), ``data``, ``collator``, ``losses``, ``sampler``,
-``trainer``, ``model_setup`` (build, freeze, LoRA), ``metrics``, ``report`` (validation + calibration),
+``trainer``, ``model_setup`` (build, freeze, LoRA), ``metrics``, ``validation_results`` (validation + calibration),
 ``plots``, ``card``, ``run`` (one run end to end), ``cli``.
 
 Example:

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from transformers import TrainingArguments
 from trl import ModelConfig, TrlParser
 
+from ..levels import NUM_LEVELS
 from .losses import LOSSES
 
 # The LLM's projection layers: LoRA goes on these, under `language_model` only (never SigLIP's q/k/v/out).
@@ -163,5 +164,5 @@ def parse_train_args(
     """
     parser = TrlParser((DataArguments, UniFilterModelConfig, UniFilterTrainingArguments))
     data, model, train = parser.parse_args_and_config(_rewrite_push(sys.argv[1:] if argv is None else argv))
-    model.num_labels = 4 if train.loss == "ce" else 1
+    model.num_labels = NUM_LEVELS if train.loss == "ce" else 1
     return data, model, train

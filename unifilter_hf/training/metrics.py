@@ -27,9 +27,9 @@ def predicted_scores(predictions) -> np.ndarray:
 
 def per_edit_accuracy(scores: np.ndarray, labels: np.ndarray, edits: Sequence[str]) -> dict[str, float]:
     """Four-level accuracy of the rows whose ``edit`` includes each edit type (level 2: one edit, 1: several)."""
-    from ..quality_metrics import predicted_levels
+    from ..levels import levels_of
 
-    preds = predicted_levels(scores)
+    preds = levels_of(scores)
     out = {}
     for kind in EDIT_TYPES:
         rows = [i for i, e in enumerate(edits) if kind in str(e).split("+")]

@@ -1,7 +1,7 @@
 """Build the processor and the model for training, freeze the vision tower, and wrap the LLM with LoRA.
 
 LoRA targets are a regular expression anchored on ``language_model``: PEFT matches a plain list of names as
-suffixes, and SigLIP's attention has the same ``q_proj``/``k_proj``/``v_proj`` names (ECOSYSTEM.md section 4).
+suffixes, and SigLIP's attention has the same ``q_proj``/``k_proj``/``v_proj`` names.
 The projector and the score head are fully trained (``modules_to_save``).
 
 Example:

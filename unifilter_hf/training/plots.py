@@ -19,11 +19,11 @@ matplotlib.use("Agg")  # headless: training runs on servers and in CI
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from ..configuration_unifilter import LEVEL_NAMES  # noqa: E402
+from ..levels import LEVEL_NAMES  # noqa: E402
 
 
 def plot_confusion_matrix(matrix, path: str | Path, names: Sequence[str] = LEVEL_NAMES) -> Path:
-    """Rows: true level, columns: predicted level (``round(clamp(score, 0, 3))``)."""
+    """Rows: true level, columns: predicted level (``levels.levels_of(score)``)."""
     matrix = np.asarray(matrix)
     fig, ax = plt.subplots(figsize=(4.5, 4))
     ax.imshow(matrix, cmap="Blues")

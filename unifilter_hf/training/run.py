@@ -25,8 +25,8 @@ from .data import load_training_data
 from .metrics import make_compute_metrics
 from .model_setup import apply_lora, build_model, build_processor, parameter_counts
 from .plots import plot_confusion_matrix, plot_score_distribution, plot_training_curve
-from .report import validation_report, write_metrics
 from .trainer import UniFilterTrainer
+from .validation_results import validation_report, write_metrics
 
 logger = logging.getLogger(__name__)
 

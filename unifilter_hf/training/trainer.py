@@ -1,7 +1,7 @@
 """``UniFilterTrainer``: the HF ``Trainer`` with the UniFilter losses and a group-keeping sampler.
 
 TRL's ``RewardTrainer`` is not used: it is text-only, pairwise-only (chosen/rejected), needs a tokenizer as
-``processing_class`` and rejects a 4-output head (ECOSYSTEM.md section 4). Its Bradley-Terry loss is here as
+``processing_class`` and rejects a 4-output head. Its Bradley-Terry loss is here as
 the ``pairwise`` term, over all ordered pairs of a group rather than one chosen/rejected pair.
 
 Example:

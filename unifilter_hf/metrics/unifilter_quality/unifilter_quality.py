@@ -18,7 +18,7 @@ import evaluate
 from unifilter_hf.quality_metrics import compute_quality_metrics
 
 _DESCRIPTION = """
-Metrics for UniFilter quality scores on the 0..3 level scale: accuracy of round(clamp(score, 0, 3)),
+Metrics for UniFilter quality scores on the 0..3 level scale: accuracy of the nearest level (half up, clamped to 0..3),
 macro-F1, the 4x4 confusion matrix (rows = true level), Spearman correlation, mean score per level,
 within-group pairwise ranking accuracy, and all of them per kind (caption / document).
 """

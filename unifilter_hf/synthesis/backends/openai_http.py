@@ -30,6 +30,7 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from typing import Any
 
+from ...errors import UniFilterError
 from ..source_item import load_source_image
 from .base import PromptedBackend
 from .cache import ReplyCache
@@ -37,7 +38,7 @@ from .cache import ReplyCache
 RETRY_STATUS = frozenset({408, 409, 425, 429, 500, 502, 503, 504})
 
 
-class HTTPStatusError(RuntimeError):
+class HTTPStatusError(UniFilterError, RuntimeError):
     """A non-retryable (or finally failed) HTTP answer."""
 
     def __init__(self, status: int, body: str):
@@ -45,7 +46,7 @@ class HTTPStatusError(RuntimeError):
         self.status = status
 
 
-class _Retryable(Exception):
+class _Retryable(UniFilterError):
     def __init__(self, reason: str, retry_after: float | None = None):
         super().__init__(reason)
         self.retry_after = retry_after

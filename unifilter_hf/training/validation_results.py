@@ -1,4 +1,4 @@
-"""The final validation report of a training run: metrics, calibration and ``metrics.json``.
+"""The final validation results of a training run: metrics, calibration and ``metrics.json``.
 
 Example:
     >>> import numpy as np
