@@ -5,11 +5,11 @@ import importlib
 from pathlib import Path
 
 import pytest
-from unifilter_hf.publishing.hub import PushError, check_can_push
 
 import unifilter_hf
 from unifilter_hf.cli import main, run_command
 from unifilter_hf.errors import UniFilterError
+from unifilter_hf.publishing.hub import PushError, check_can_push
 
 PACKAGE = Path(unifilter_hf.__file__).parent
 
@@ -41,11 +41,10 @@ def test_every_package_exception_is_a_unifilter_error():
 
 
 def test_builtin_bases_kept_for_callers():
-    from unifilter_hf.sources import SourceError
-
     from unifilter_hf.row_layouts import SchemaError
     from unifilter_hf.sample import SampleError
     from unifilter_hf.scoring import ModelNotFoundError
+    from unifilter_hf.sources import SourceError
 
     assert all(issubclass(c, ValueError) for c in (SampleError, SchemaError, SourceError))
     assert issubclass(ModelNotFoundError, OSError)

@@ -44,7 +44,7 @@ def _imports(path: Path) -> set[str]:
 LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("model", ("configuration_unifilter", "modeling_unifilter", "processing_unifilter", "sample",
                "image_conversion", "levels", "errors", "quality_losses", "version", "official.layout")),
-    ("inputs", ("image_loading", "row_layouts", "quality_metrics", "calibration", "metrics")),
+    ("inputs", ("image_loading", "document_slots", "row_layouts", "quality_metrics", "calibration", "metrics")),
     ("sources", ("sources",)),
     ("scoring", ("scoring", "scoring_settings", "pipeline_unifilter", "filtering", "fingerprint", "tiny")),
     ("jobs", ("curation", "training", "synthesis", "datasets_builder", "official")),
@@ -153,7 +153,7 @@ def test_layer_check_finds_an_upward_import():
 def test_cycle_finder_finds_a_cycle():
     graph = _graph()  # a deliberately added circle in the real graph
     graph["unifilter_hf.image_loading"] = graph["unifilter_hf.image_loading"] | {"unifilter_hf.row_layouts"}
-    assert set(_find_cycle(graph) or []) == {"unifilter_hf.image_loading", "unifilter_hf.row_layouts"}
+    assert {"unifilter_hf.image_loading", "unifilter_hf.row_layouts"} <= set(_find_cycle(graph) or [])
     assert _find_cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == ["a", "b", "c", "a"]
     assert _find_cycle({"a": {"b"}, "b": set()}) is None
 

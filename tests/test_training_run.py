@@ -10,11 +10,11 @@ import numpy as np
 import pytest
 import torch
 from huggingface_hub import HfApi
-from unifilter_hf.publishing.hub import PushError
 
 from unifilter_hf import UniFilterForQualityScoring, UniFilterProcessor
 from unifilter_hf.calibration import calibrated_probs
 from unifilter_hf.cli import main as cli_main
+from unifilter_hf.publishing.hub import PushError
 from unifilter_hf.quality_metrics import compute_quality_metrics
 from unifilter_hf.training import QualityCollator
 from unifilter_hf.training.cli import main as train_main
