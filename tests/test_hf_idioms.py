@@ -26,10 +26,26 @@ def _pipe(model, processor):
     return pipeline(TASK, model=model, processor=processor, device="cpu")
 
 
-def test_item1_plain_save_pretrained_is_a_pipeline_in_a_fresh_process(tmp_path):
+@pytest.mark.parametrize("how", ["save_pretrained", "push_to_hub"])
+def test_item1_plain_save_pretrained_is_a_pipeline_in_a_fresh_process(tmp_path, monkeypatch, how):
     model, proc = tiny_model_and_processor(seed=5)
-    model.save_pretrained(tmp_path)
-    proc.save_pretrained(tmp_path)
+    if how == "save_pretrained":
+        model.save_pretrained(tmp_path)
+        proc.save_pretrained(tmp_path)
+    else:  # only the HfApi network boundary is replaced: the commit's files land in tmp_path
+        from types import SimpleNamespace
+
+        from huggingface_hub import HfApi
+
+        def create_commit(self, **kwargs):
+            for op in kwargs["operations"]:
+                (tmp_path / op.path_in_repo).write_bytes(Path(op.path_or_fileobj).read_bytes())
+            return SimpleNamespace(commit_url="https://huggingface.co/me/scorer/commit/abc", oid="abc")
+
+        monkeypatch.setattr(HfApi, "create_repo", lambda self, repo_id, **kw: SimpleNamespace(repo_id=repo_id))
+        monkeypatch.setattr(HfApi, "create_commit", create_commit)
+        model.push_to_hub("me/scorer", token="hf_fake")
+        proc.push_to_hub("me/scorer", token="hf_fake")
     assert json.loads((tmp_path / "config.json").read_text())["custom_pipelines"][TASK]["impl"] == (
         "pipeline_unifilter.MultimodalQualityScoringPipeline")
     assert getattr(model.config, "custom_pipelines", None) is None  # the in-memory config is left as it was
