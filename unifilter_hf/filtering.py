@@ -32,8 +32,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-import numpy as np
-
+from .batch_formats import as_columns, is_frame, is_pipeline
 from .fingerprint import model_fingerprint
 from .image_conversion import is_array
 from .row_layouts import IMAGE_ERROR_POLICIES, ColumnMap, ImageErrorPolicy, SchemaError
@@ -128,7 +127,7 @@ class _UniFilterCallable:
 
     def __init__(self, model: Any = None, *, processor: Any = None, fingerprint: str | None = None,
                  settings: UniFilterSettings | None = None, **options: Any):
-        if _is_pipeline(model):  # a `pipeline("multimodal-quality-scoring")` brings its model and processor
+        if is_pipeline(model):  # a `pipeline("multimodal-quality-scoring")` brings its model and processor
             model, processor = model.model, processor or model.processor
         self.settings = (settings or UniFilterSettings()).replace(**options)
         self._model, self._processor, self._fingerprint = model, processor, fingerprint
@@ -140,10 +139,10 @@ class _UniFilterCallable:
 
     # -- factory / dispatch ----------------------------------------------------------------------------------
     def __call__(self, batch: Any = None, indices: Any = None, **config: Any):
-        if _is_frame(batch):  # with_format("pandas"): a frame of the new columns (one row when not batched)
-            result = self(_as_columns(batch), indices, **config)
+        if is_frame(batch):  # with_format("pandas"): a frame of the new columns (one row when not batched)
+            result = self(as_columns(batch), indices, **config)
             return type(batch)(result) if isinstance(result, dict) else result
-        batch = _as_columns(batch)  # numpy / torch formatted batches -> plain columns
+        batch = as_columns(batch)  # numpy / torch formatted batches -> plain columns
         if batch is None or not isinstance(batch, Mapping):
             # `unifilter_keep(model=..., threshold=...)` or `unifilter_keep("org/model")`: a new configured one.
             if batch is not None:
@@ -166,7 +165,7 @@ class _UniFilterCallable:
         from torch import nn
 
         named = isinstance(obj, str) and obj.strip() and not any(c.isspace() for c in obj.strip())
-        model_like = named or isinstance(obj, (os.PathLike, nn.Module, QualityScorer)) or _is_pipeline(obj)
+        model_like = named or isinstance(obj, (os.PathLike, nn.Module, QualityScorer)) or is_pipeline(obj)
         if model_like and indices is None:
             return
         name = "unifilter_keep" if isinstance(self, UniFilterKeep) else "unifilter_score"
@@ -255,34 +254,6 @@ class _UniFilterCallable:
         source = self._model if isinstance(self._model, (str, os.PathLike)) else None
         # Only what changes results is pickled (datasets hashes this): a new batch size reuses the cache.
         return (_rebuild, (type(self), None if source is None else str(source), spec))
-
-
-def _is_pipeline(obj: Any) -> bool:
-    return hasattr(obj, "model") and hasattr(obj, "processor") and type(obj).__name__.endswith("Pipeline")
-
-
-def _as_columns(batch: Any) -> Any:
-    """A row or batch as plain columns: a pandas frame becomes lists, string and 1-D arrays (numpy or torch
-    formats) become lists; image arrays (2-D and up) stay arrays, for the image loader to convert."""
-    if batch is None or isinstance(batch, Mapping):
-        return batch if batch is None else {key: _plain(value) for key, value in batch.items()}
-    if _is_frame(batch):
-        return {key: [_plain(v) for v in batch[key].tolist()] for key in batch.columns}
-    return batch
-
-
-def _is_frame(obj: Any) -> bool:
-    return hasattr(obj, "columns") and hasattr(obj, "to_dict") and not isinstance(obj, Mapping)  # pandas
-
-
-def _plain(value: Any) -> Any:
-    if isinstance(value, np.ndarray) and value.dtype.kind in "OUS":  # strings, or arrays of rows / images
-        if value.dtype.kind != "O":
-            return value.tolist()
-        return [_plain(v) for v in value] if value.ndim else _plain(value.item())
-    if is_array(value) and value.ndim <= 1:  # a column of numbers (scores, labels), not an image
-        return value.tolist()
-    return value
 
 
 def _is_batch(batch: Mapping, columns: ColumnMap) -> bool:
