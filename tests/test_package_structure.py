@@ -46,7 +46,9 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
                "image_conversion", "levels", "errors", "quality_losses", "version", "official.layout")),
     ("inputs", ("image_loading", "document_slots", "row_layouts", "quality_metrics", "calibration", "metrics")),
     ("sources", ("sources",)),
-    ("scoring", ("scoring", "scoring_settings", "pipeline_unifilter", "filtering", "fingerprint", "tiny")),
+    ("scoring", (
+        "scoring", "scoring_settings", "pipeline_unifilter", "filtering", "batch_formats", "fingerprint", "tiny",
+    )),
     ("jobs", ("curation", "training", "synthesis", "datasets_builder", "official")),
     ("publishing", ("publishing", "report")),
     ("entry", ("cli", "demo", "*.cli", "*.__main__", "")),

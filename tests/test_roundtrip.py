@@ -62,10 +62,13 @@ def test_remote_code_in_a_fresh_process(tmp_path):
     model, proc = tiny_model_and_processor(num_labels=1, seed=8)
     model.save_pretrained(tmp_path)
     proc.save_pretrained(tmp_path)
-    # The model trio and what it imports, nothing else: no row readers, no URL fetching.
+    # The model trio and what it imports, plus the pipeline and what it imports (so that the folder runs as a
+    # pipeline where unifilter-hf is not installed); nothing else.
     assert {p for p in os.listdir(tmp_path) if p.endswith(".py")} == {
         "modeling_unifilter.py", "configuration_unifilter.py", "processing_unifilter.py", "sample.py",
-        "image_conversion.py", "quality_losses.py", "levels.py", "errors.py",
+        "image_conversion.py", "quality_losses.py", "levels.py", "errors.py", "document_slots.py",
+        "pipeline_unifilter.py", "scoring.py", "row_layouts.py", "image_loading.py", "calibration.py",
+        "quality_metrics.py",
     }
     _write_cases(tmp_path)
     with torch.no_grad():

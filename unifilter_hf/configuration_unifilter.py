@@ -10,6 +10,9 @@ from transformers.configuration_utils import SubConfigSpec
 from .levels import LEVEL_NAMES, NUM_LEVELS
 from .levels import is_regression as _is_regression
 
+# The pipeline task this model runs; a pipeline of another task that runs the model is refused (modeling).
+PIPELINE_TASK = "multimodal-quality-scoring"
+
 # The official vision tower, SigLIP so400m-patch14-384 (729 patches, pooled to 144 tokens by default).
 SO400M_PATCH14_384 = {
     "hidden_size": 1152,
@@ -110,4 +113,4 @@ def _task_registered_locally(custom_pipelines: dict) -> bool:
     return bool(custom_pipelines) and all(task in tasks for task in custom_pipelines)
 
 
-__all__ = ["UniFilterConfig", "LEVEL_NAMES"]
+__all__ = ["UniFilterConfig", "LEVEL_NAMES", "PIPELINE_TASK"]

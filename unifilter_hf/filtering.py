@@ -33,7 +33,9 @@ from typing import Any
 
 from PIL import Image as PILImage
 
+from .batch_formats import as_columns, is_frame, is_pipeline
 from .fingerprint import model_fingerprint
+from .image_conversion import is_array
 from .levels import NO_LEVEL, NUM_LEVELS, is_regression
 from .row_layouts import ColumnMap, SchemaError
 from .scoring import DEFAULT_THRESHOLD, QualityScorer, ScoreRecord, default_model_id, one_thread_in_forked_children
@@ -93,6 +95,8 @@ class _UniFilterCallable:
                  settings: ScoringSettings | None = None, **options: Any):
         settings = UniFilterSettings.of(settings).replace(**options)
         model = settings.model if model is None else model
+        if is_pipeline(model):  # a `pipeline("multimodal-quality-scoring")` brings its model and processor
+            model, processor = model.model, processor or model.processor
         # `settings.model` names the model when it has a name; an in-memory model or a scorer is held as is.
         named = isinstance(model, (str, os.PathLike))
         self.settings = settings.replace(model=os.fspath(model) if named else None)
@@ -105,9 +109,14 @@ class _UniFilterCallable:
 
     # -- factory / dispatch ----------------------------------------------------------------------------------
     def __call__(self, batch: Any = None, indices: Any = None, **config: Any):
+        if is_frame(batch):  # with_format("pandas"): a frame of the new columns (one row when not batched)
+            result = self(as_columns(batch), indices, **config)
+            return type(batch)(result) if isinstance(result, dict) else result
+        batch = as_columns(batch)  # numpy / torch formatted batches -> plain columns
         if batch is None or not isinstance(batch, Mapping):
             # `unifilter_keep(model=..., threshold=...)` or `unifilter_keep("org/model")`: a new configured one.
             if batch is not None:
+                self._check_model_argument(batch, indices)
                 config["model"] = batch
             return self._derived(config)
         if config:  # `ds.filter(unifilter_keep, fn_kwargs={"threshold": 0.1})`: honoured, not ignored
@@ -122,6 +131,22 @@ class _UniFilterCallable:
                                                        "fingerprint": self.model_identity()})
             return self._configured[key](batch, indices)
         return self._apply(batch, self._columns_for(batch))
+
+    def _check_model_argument(self, obj: Any, indices: Any) -> None:
+        """A positional argument must be a model; `unifilter_keep(2.5)` or `input_columns=` get a clear error."""
+        from torch import nn
+
+        named = isinstance(obj, str) and obj.strip() and not any(c.isspace() for c in obj.strip())
+        model_like = named or isinstance(obj, (os.PathLike, nn.Module, QualityScorer)) or is_pipeline(obj)
+        if model_like and indices is None:
+            return
+        name = "unifilter_keep" if isinstance(self, UniFilterKeep) else "unifilter_score"
+        raise TypeError(
+            f"{name}({str(obj)[:40]!r}{', ...' if indices is not None else ''}): a positional argument is the model "
+            f"(a path, Hub id, model or pipeline); pass settings by name, e.g. {name}(threshold=2.5). Called by "
+            "datasets with input_columns=? Drop it: the callable reads whole rows (pass columns={'image': ..., "
+            "'text': ...} to name the columns)."
+        )
 
     def _derived(self, config: dict) -> _UniFilterCallable:
         settings, given = self.settings, config.pop("settings", None)
@@ -225,8 +250,8 @@ _HINTED_DECODED = False
 
 def _is_batch(batch: Mapping, columns: ColumnMap) -> bool:
     first = batch[columns.columns[0]]
-    if columns.schema == "caption":
-        return isinstance(first, list)
+    if columns.schema == "caption":  # a list of images, or a stack of them (N, C, H, W) / (N, H, W, C)
+        return isinstance(first, list) or (is_array(first) and first.ndim == 4)
     # A single document holds strings/images/None in its slots; a batch holds one list per row.
     return any(isinstance(v, (list, tuple)) for c in columns.columns for v in (batch[c] or ()))
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 import numpy as np
 from PIL import Image
 
-__all__ = ["TRANSPARENCY_FILL", "to_rgb"]
+__all__ = ["TRANSPARENCY_FILL", "array_to_image", "is_array", "to_rgb"]
 
 # Transparent web graphics are drawn to be seen on a light page; white reproduces what the reader saw.
 TRANSPARENCY_FILL = (255, 255, 255)
@@ -63,3 +63,47 @@ def _gray_to_rgb(values: np.ndarray) -> Image.Image:
     gray = np.clip(np.rint(values), 0, 255).astype(np.uint8)
     return Image.fromarray(gray).convert("RGB")
 
+
+
+def is_array(obj: object) -> bool:
+    """True for a numpy array or a tensor (torch, or anything with ``.detach().cpu().numpy()``)."""
+    return isinstance(obj, np.ndarray) or all(hasattr(obj, name) for name in ("detach", "cpu", "numpy", "shape"))
+
+
+def array_to_image(array: object) -> Image.Image:
+    """A numpy array or a torch tensor in the layouts torchvision and ``datasets`` produce, as a PIL image.
+
+    Layouts: ``HW``, ``HWC`` (numpy, PIL, ``with_format("numpy")``) and ``CHW`` (torchvision,
+    ``with_format("torch")``) with 1, 3 or 4 channels; a 3-D tensor whose layout is ambiguous is read as
+    ``CHW``, a numpy array as ``HWC``. Values: ``uint8``, ``bool``, or floats in [0, 1] (scaled by 255) or in
+    [0, 255]; other integer types go to Pillow. Normalized tensors (negative values) raise ``ValueError``.
+
+    Example:
+        >>> import numpy as np
+        >>> array_to_image(np.ones((3, 4, 5), dtype=np.float32)).size  # CHW float 0..1
+        (5, 4)
+    """
+    tensor = not isinstance(array, np.ndarray)
+    if tensor:
+        array = array.detach().cpu()
+        array = (array.float() if array.is_floating_point() else array).numpy()
+    values = np.asarray(array)
+    if values.ndim == 3:
+        chw, hwc = values.shape[0] in (1, 3, 4), values.shape[-1] in (1, 3, 4)
+        if chw and (tensor or not hwc):
+            values = values.transpose(1, 2, 0)
+        elif not hwc:
+            raise ValueError(f"image array of shape {list(values.shape)}: expected HW, HWC or CHW (1, 3 or 4 channels)")
+        if values.shape[-1] == 1:
+            values = values[..., 0]
+    elif values.ndim != 2:
+        raise ValueError(f"image array of shape {list(values.shape)}: expected HW, HWC or CHW")
+    if values.dtype == np.bool_:
+        values = values.astype(np.uint8) * 255
+    elif values.dtype.kind == "f":
+        finite = np.nan_to_num(values.astype(np.float64))
+        low, high = (float(finite.min()), float(finite.max())) if finite.size else (0.0, 0.0)
+        if low < 0 or high > 255:
+            raise ValueError(f"float values in [{low:.3g}, {high:.3g}]: expected 0..1 or 0..255 (un-normalize first)")
+        values = np.rint(finite * 255.0 if high <= 1.0 else finite).astype(np.uint8)
+    return Image.fromarray(np.ascontiguousarray(values))

@@ -29,10 +29,9 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from .image_conversion import to_rgb
+from .image_conversion import array_to_image, is_array, to_rgb
 from .sample import SampleError
 
 __all__ = ["DEFAULT_MAX_BYTES", "DEFAULT_MAX_PIXELS", "decode_base64", "load_image"]
@@ -58,7 +57,8 @@ def load_image(
 
     ``obj`` may be a PIL image, a local path (``str`` or ``Path``; relative ones resolve against ``root``),
     a ``file://``, ``http://`` or ``https://`` URL, a ``data:image/...;base64,`` URI or bare base64 text,
-    raw ``bytes``, a ``datasets`` Image dict ``{"bytes": ..., "path": ...}`` or a uint8 numpy array.
+    raw ``bytes``, a ``datasets`` Image dict ``{"bytes": ..., "path": ...}``, or a numpy array or torch tensor
+    (HWC or CHW, uint8 or float 0..1; see :func:`~unifilter_hf.image_conversion.array_to_image`).
     URLs are fetched with ``timeout`` seconds for the whole download and at most ``max_bytes`` bytes.
     Images over ``max_pixels`` are refused from their header, before decoding.
 
@@ -93,11 +93,11 @@ def _read_source(obj: Any, *, timeout: float, max_bytes: int, root: str | os.Pat
         return obj
     if isinstance(obj, (bytes, bytearray, memoryview)):
         return _nonempty(bytes(obj))
-    if isinstance(obj, np.ndarray):
+    if is_array(obj):  # numpy arrays and torch tensors, HWC or CHW (datasets' numpy / torch formats)
         try:
-            return Image.fromarray(obj)
+            return array_to_image(obj)
         except (TypeError, ValueError) as err:
-            raise SampleError(f"image: unsupported array {obj.dtype}{list(obj.shape)}") from err
+            raise SampleError(f"image: unsupported array {obj.dtype}{list(obj.shape)} ({short_reason(err)})") from err
     if isinstance(obj, Mapping):
         if obj.get("bytes") is not None:
             return _read_source(obj["bytes"], timeout=timeout, max_bytes=max_bytes, root=root)

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import importlib
+import importlib.util
 import math
+import sys
 from dataclasses import dataclass
 
 import torch
@@ -11,7 +14,7 @@ from transformers import AutoModel, PreTrainedModel
 from transformers.activations import ACT2FN
 from transformers.utils import ModelOutput
 
-from .configuration_unifilter import UniFilterConfig
+from .configuration_unifilter import PIPELINE_TASK, UniFilterConfig  # noqa: F401  (PIPELINE_TASK re-exported)
 from .levels import is_regression
 from .quality_losses import ce_loss, mse_loss
 
@@ -25,11 +28,15 @@ class QualityScoringOutput(ModelOutput):
         logits: raw head output, shape `(batch, num_labels)`.
         scores: the quality on the 0..3 scale, shape `(batch,)`: the regression value, or the expected level
             `sum_k p_k * k` for a classification head.
+        hidden_states / attentions: the language model's, with `output_hidden_states=True` /
+            `output_attentions=True`.
     """
 
     loss: torch.FloatTensor | None = None
     logits: torch.FloatTensor | None = None
     scores: torch.FloatTensor | None = None
+    hidden_states: tuple[torch.FloatTensor, ...] | None = None
+    attentions: tuple[torch.FloatTensor, ...] | None = None
 
 
 class UniFilterProjector(nn.Module):
@@ -65,6 +72,44 @@ def _align_cpu_tensors(model: nn.Module, alignment: int = 64) -> None:
             tensor.data = tensor.data.clone()
 
 
+# PEFT's default LoRA targets for this model type: the LLM's projections only, as the training recipes do. A
+# bare list would also match SigLIP's q/k/v_proj (PEFT matches names as suffixes), hence the anchored regex.
+LORA_TARGET_MODULES = r"^language_model\..*\.(q_proj|k_proj|v_proj|o_proj|gate_proj|up_proj|down_proj)$"
+
+
+def _refuse_other_pipelines() -> None:
+    """Raise when a transformers pipeline of another task (text-classification, ...) runs this model.
+
+    `AutoModelForSequenceClassification` maps this model for remote code and our own pipeline, so transformers
+    lets `pipeline("text-classification", model=d)` load it; that pipeline feeds text alone and would get a
+    number that means nothing. Only text-only calls get here, and the caller frames are cheap to read.
+    """
+    frame = sys._getframe(2)
+    for _ in range(8):
+        if frame is None:
+            return
+        caller = frame.f_locals.get("self")
+        task = getattr(caller, "task", None)
+        if isinstance(task, str) and type(caller).__name__.endswith("Pipeline") and hasattr(caller, "postprocess"):
+            if task != PIPELINE_TASK:
+                raise ValueError(
+                    f"a UniFilter quality scorer scores an image together with its text; the {task!r} pipeline "
+                    f'feeds it text alone and would return a meaningless number. Use pipeline("{PIPELINE_TASK}", '
+                    "model=...) (after `import unifilter_hf`, or with trust_remote_code=True)"
+                )
+            return
+        frame = frame.f_back
+
+
+def _register_lora_defaults(model_type: str) -> None:
+    """Make `LoraConfig()` without `target_modules` adapt the LLM projections (PEFT reads a per-type table)."""
+    if "peft" not in sys.modules and importlib.util.find_spec("peft") is None:
+        return  # PEFT is optional where this file runs as remote code
+    from peft.utils.constants import TRANSFORMERS_MODELS_TO_LORA_TARGET_MODULES_MAPPING as mapping
+
+    mapping.setdefault(model_type, LORA_TARGET_MODULES)
+
+
 class UniFilterPreTrainedModel(PreTrainedModel):
     config_class = UniFilterConfig
     config: UniFilterConfig
@@ -91,7 +136,31 @@ class UniFilterPreTrainedModel(PreTrainedModel):
         auto_map = dict(getattr(self.config, "auto_map", None) or {})
         auto_map.setdefault("AutoModelForSequenceClassification", f"{module}.{type(self).__name__}")
         self.config.auto_map = auto_map
-        return super().save_pretrained(save_directory, *args, **kwargs)
+        # Every save (push_to_hub too) carries the pipeline and its code, so that a fresh process runs
+        # pipeline("multimodal-quality-scoring", model=folder, trust_remote_code=True) without the package.
+        pipeline_module = self._pipeline_module()
+        had = getattr(self.config, "custom_pipelines", None)
+        if pipeline_module is not None:
+            self.config.custom_pipelines = pipeline_module.custom_pipelines_entry()
+        try:
+            result = super().save_pretrained(save_directory, *args, **kwargs)
+            if pipeline_module is not None and kwargs.get("is_main_process", True):
+                from transformers.dynamic_module_utils import custom_object_save
+
+                custom_object_save(pipeline_module.MultimodalQualityScoringPipeline, save_directory)
+        finally:
+            if pipeline_module is not None:
+                self.config.custom_pipelines = had
+        return result
+
+    @classmethod
+    def _pipeline_module(cls):
+        """The pipeline module next to this one (the package's, or a remote-code copy), if importable."""
+        package = cls.__module__.rpartition(".")[0]
+        try:  # an import by computed name, so that the model's own remote-code file set stays as it is
+            return importlib.import_module(f"{package}.pipeline_unifilter")
+        except ImportError:
+            return None
 
 
 class UniFilterForQualityScoring(UniFilterPreTrainedModel):
@@ -117,6 +186,7 @@ class UniFilterForQualityScoring(UniFilterPreTrainedModel):
 
     def __init__(self, config: UniFilterConfig):
         super().__init__(config)
+        _register_lora_defaults(config.model_type)
         self.vision_tower = AutoModel.from_config(config.vision_config)
         self.projector = UniFilterProjector(config)
         self.language_model = AutoModel.from_config(config.text_config)
@@ -163,7 +233,9 @@ class UniFilterForQualityScoring(UniFilterPreTrainedModel):
         """Write the image features into the placeholder positions, images in batch reading order."""
         image_features = image_features.to(inputs_embeds.dtype)
         mask = image_mask.unsqueeze(-1).expand_as(inputs_embeds)
-        if mask.device.type == "cpu":  # a cheap check here; on accelerators it would stall the host
+        if torch.compiler.is_compiling():
+            pass  # a data-dependent check would break the graph; masked_scatter itself still needs the counts
+        elif mask.device.type == "cpu":  # a cheap check here; on accelerators it would stall the host
             if int(image_mask.sum()) != image_features.shape[0] * image_features.shape[1]:
                 raise ValueError(
                     f"{int(image_mask.sum())} image-token positions but {image_features.shape[0]} images x "
@@ -190,19 +262,27 @@ class UniFilterForQualityScoring(UniFilterPreTrainedModel):
             pixel_values: `(images, 3, H, W)`, all images of the batch in reading order.
             inputs_embeds: `(batch, seq, hidden)` instead of `input_ids`, image features already in place.
             labels: levels (float for 1 label, int class for several) to get a loss.
-            kwargs: passed on to the language model (e.g. `output_attentions`, attention settings).
+            kwargs: passed on to the language model (e.g. `output_hidden_states`, `output_attentions`,
+                attention settings); `return_dict=False` gives a tuple, as in transformers.
         """
+        if pixel_values is None and not torch.compiler.is_compiling():
+            _refuse_other_pipelines()
+        return_dict = kwargs.pop("return_dict", None)
+        return_dict = getattr(self.config, "return_dict", True) if return_dict is None else return_dict
         if (input_ids is None) == (inputs_embeds is None):
             raise ValueError("pass exactly one of input_ids or inputs_embeds")
-        # Checked before any image work is queued, so that on accelerators the host waits for nothing.
-        decoder_mask = None if attention_mask is None or self._right_padded(attention_mask) else attention_mask
+        # Checked before any image work is queued, so that on accelerators the host waits for nothing. Under
+        # torch.compile the check (a host sync) is skipped and the mask always passed: the same result.
+        compiling = torch.compiler.is_compiling()
+        skip_mask = attention_mask is None or (not compiling and self._right_padded(attention_mask))
+        decoder_mask = None if skip_mask else attention_mask
         if inputs_embeds is None:
             image_mask = self.get_placeholder_mask(input_ids)
             inputs_embeds = self.embed_text(input_ids, image_mask)
             if pixel_values is not None and pixel_values.shape[0]:  # a padded batch may carry zero images
                 features = self.get_image_features(pixel_values)
                 inputs_embeds = self.scatter_image_features(inputs_embeds, image_mask, features)
-            elif image_mask.device.type == "cpu" and bool(image_mask.any()):  # no host sync on accelerators
+            elif image_mask.device.type == "cpu" and not compiling and bool(image_mask.any()):  # no host sync
                 raise ValueError("input_ids contain image tokens but no pixel_values were given")
         batch, length = inputs_embeds.shape[:2]
         if attention_mask is None:
@@ -214,13 +294,14 @@ class UniFilterForQualityScoring(UniFilterPreTrainedModel):
             position_ids = torch.arange(length, device=inputs_embeds.device).expand(batch, -1)
         else:
             position_ids = (attention_mask.long().cumsum(-1) - 1).clamp(min=0)
-        hidden = self.language_model(
+        decoder_out = self.language_model(
             inputs_embeds=inputs_embeds,
             attention_mask=decoder_mask,
             position_ids=position_ids,
             use_cache=False,
             **kwargs,
-        ).last_hidden_state
+        )
+        hidden = decoder_out.last_hidden_state
         # Pool on the last real token (right or left padding alike).
         positions = torch.arange(length, device=hidden.device)
         last = (attention_mask.long() * positions).argmax(-1)
@@ -231,7 +312,11 @@ class UniFilterForQualityScoring(UniFilterPreTrainedModel):
         loss = None
         if labels is not None:
             loss = mse_loss(scores, labels) if is_regression(self.config) else ce_loss(logits, labels)
-        return QualityScoringOutput(loss=loss, logits=logits, scores=scores)
+        output = QualityScoringOutput(
+            loss=loss, logits=logits, scores=scores, hidden_states=getattr(decoder_out, "hidden_states", None),
+            attentions=getattr(decoder_out, "attentions", None),
+        )
+        return output if return_dict else output.to_tuple()
 
     @staticmethod
     def _right_padded(attention_mask: torch.Tensor) -> bool:

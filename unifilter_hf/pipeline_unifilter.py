@@ -14,6 +14,7 @@ from collections.abc import Iterable, Iterator
 
 from transformers import Pipeline
 
+from .configuration_unifilter import PIPELINE_TASK
 from .scoring import QualityScorer
 
 _WINDOW_BATCHES = 8  # rows read and planned together: this many batches (at least _MIN_WINDOW rows)
@@ -47,6 +48,8 @@ class MultimodalQualityScoringPipeline(Pipeline):
         self.processor.save_pretrained(save_directory)
 
     def __call__(self, inputs=None, *args, **kwargs):
+        # The natural caption forms: pipe(image, "text"), pipe(image=..., text=...), and lists of both.
+        inputs, args = _caption_inputs(inputs, args, kwargs)
         if isinstance(inputs, list) and not inputs:
             self._sanitize_parameters(**kwargs)  # an empty call still refuses unknown parameters
             return []
@@ -120,6 +123,35 @@ def _windows(rows: Iterable, size: int) -> Iterator[list]:
         yield chunk
 
 
+def _caption_inputs(inputs, args: tuple, kwargs: dict) -> tuple:
+    """`(image, text)` given positionally or as `image=` / `text=` keywords -> the row form `{"image", "text"}`."""
+    if "image" in kwargs or "text" in kwargs:
+        if inputs is not None or args or not ("image" in kwargs and "text" in kwargs):
+            raise TypeError("pass either one input (a row, or a list of rows) or both image= and text=")
+        inputs, args = kwargs.pop("image"), (kwargs.pop("text"),)
+    if len(args) != 1 or isinstance(inputs, dict):
+        return inputs, args
+    text = args[0]
+    if isinstance(text, str):
+        return {"image": inputs, "text": text}, ()
+    if isinstance(text, (list, tuple)) and isinstance(inputs, (list, tuple)):
+        if len(text) != len(inputs):
+            raise ValueError(f"{len(inputs)} images for {len(text)} texts")
+        return [{"image": image, "text": t} for image, t in zip(inputs, text)], ()
+    return inputs, args
+
+
+def custom_pipelines_entry() -> dict:
+    """The `custom_pipelines` config entry that makes a saved folder run this pipeline as remote code."""
+    return {
+        PIPELINE_TASK: {
+            "impl": f"{__name__.rpartition('.')[2]}.{MultimodalQualityScoringPipeline.__name__}",
+            "pt": ["AutoModelForSequenceClassification"],
+            "type": "multimodal",
+        }
+    }
+
+
 def _is_datasets_dataset(obj) -> bool:
     try:
         import datasets
@@ -162,7 +194,7 @@ def register_pipeline() -> None:
     from transformers.pipelines import PIPELINE_REGISTRY
 
     PIPELINE_REGISTRY.register_pipeline(
-        "multimodal-quality-scoring",
+        PIPELINE_TASK,
         pipeline_class=MultimodalQualityScoringPipeline,
         pt_model=AutoModelForSequenceClassification,
         default=_EnvDefault(model=None),

@@ -9,7 +9,7 @@ from PIL import Image
 from tokenizers import AddedToken
 from transformers import BatchFeature, ProcessorMixin
 
-from .image_conversion import to_rgb
+from .image_conversion import array_to_image, is_array, to_rgb
 from .sample import Sample
 
 # Stand-in for one image inside an unexpanded id list; never a real token id.
@@ -212,7 +212,13 @@ class UniFilterProcessor(ProcessorMixin):
         text: str | Sequence[str] | None = None,
         max_length: int | None = None,
         return_image_counts: bool = False,
-        truncation: str = "whole_images",
+        *,
+        padding: bool | str = True,
+        truncation: bool | str = True,
+        pad_to_multiple_of: int | None = None,
+        padding_side: str = "right",
+        return_tensors: str | None = "pt",
+        return_attention_mask: bool = True,
         **kwargs,
     ) -> BatchFeature:
         """Encode samples, or captions given as parallel `images` and `text`.
@@ -221,13 +227,30 @@ class UniFilterProcessor(ProcessorMixin):
         `pixel_values` `(images, 3, H, W)` for all kept images in reading order (absent when there are
         none): exactly the model's inputs. `return_image_counts=True` adds `num_images` `(batch,)`, the images
         of each row that survived the `max_length` cut (not a model input: drop it before calling the model).
-        `truncation`: `"whole_images"` (default: drop whole image blocks, keep the final EOS) or `"official"`
-        (cut at `max_length` like the official training, see `_splice`).
+
+        The usual tokenizer keywords work as in transformers: `padding` (`True`/`"longest"`, `"max_length"`,
+        `False`), `truncation` (`True` or `"whole_images"`: drop whole image blocks past `max_length` and keep the
+        final EOS; `"official"`: cut like the official training, see `_splice`; `False`: no cut),
+        `pad_to_multiple_of`, `padding_side` (`"right"`/`"left"`), `return_tensors` (`"pt"`, `"np"` or `None`
+        for lists) and `return_attention_mask`. Any other keyword raises `TypeError`.
         """
+        if kwargs:
+            raise TypeError(
+                f"UniFilterProcessor got unknown keyword(s) {sorted(kwargs)}; accepted: max_length, padding, "
+                "truncation, pad_to_multiple_of, padding_side, return_tensors, return_attention_mask, "
+                "return_image_counts"
+            )
+        padding = {True: "longest", False: "do_not_pad"}.get(padding, padding)
+        if padding not in ("longest", "max_length", "do_not_pad") or padding_side not in ("right", "left"):
+            raise ValueError(f"padding={padding!r} / padding_side={padding_side!r}: use padding True, 'longest', "
+                             "'max_length' or False, and padding_side 'right' or 'left'")
+        if return_tensors not in ("pt", "np", None):
+            raise ValueError(f"return_tensors={return_tensors!r}: use 'pt', 'np' or None")
         if samples is None:
             if images is None or text is None:
                 raise ValueError("pass `samples`, or captions as `images=` and `text=`")
-            images = [images] if isinstance(images, Image.Image) else list(images)
+            images = [images] if isinstance(images, Image.Image) or is_array(images) and images.ndim < 4 else images
+            images = [array_to_image(im) if is_array(im) else im for im in images]
             text = [text] if isinstance(text, str) else list(text)
             if len(images) != len(text):
                 raise ValueError(f"{len(images)} images for {len(text)} captions")
@@ -235,11 +258,14 @@ class UniFilterProcessor(ProcessorMixin):
         elif isinstance(samples, Sample):
             samples = [samples]
         max_length = max_length or self.max_length
+        no_cut = truncation is False or truncation == "do_not_truncate"
+        mode = "whole_images" if no_cut or truncation is True or truncation == "longest_first" else truncation
+        cut_at = float("inf") if no_cut else max_length
 
         prompts, row_images = zip(*(self.format_prompt(s) for s in samples)) if samples else ((), ())
         rows, all_images, counts = [], [], []
         for ids, imgs in zip(self._prompt_ids(samples, prompts), row_images):
-            spliced, kept = self._splice(ids, max_length, truncation)
+            spliced, kept = self._splice(ids, cut_at, mode)
             rows.append(spliced)
             all_images.extend(imgs[:kept])
             counts.append(kept)
@@ -247,15 +273,32 @@ class UniFilterProcessor(ProcessorMixin):
         pad_id = self.tokenizer.pad_token_id
         pad_id = pad_id if pad_id is not None else (self.tokenizer.eos_token_id or 0)
         width = max((len(r) for r in rows), default=0)
-        data = {
-            "input_ids": torch.tensor([r + [pad_id] * (width - len(r)) for r in rows], dtype=torch.long),
-            "attention_mask": torch.tensor([[1] * len(r) + [0] * (width - len(r)) for r in rows]),
-        }
+        if padding == "max_length":
+            width = max(width, max_length)
+        if pad_to_multiple_of:
+            width = -(-width // pad_to_multiple_of) * pad_to_multiple_of
+        if padding == "do_not_pad":
+            width = 0  # every row keeps its own length (lists; tensors only when the lengths agree)
+            if return_tensors is not None and len({len(r) for r in rows}) > 1:
+                raise ValueError("rows of different lengths cannot form a tensor without padding; pass "
+                                 "padding=True or return_tensors=None")
+
+        def pad(row: list[int], value: int) -> list[int]:
+            extra = [value] * max(0, width - len(row))
+            return extra + row if padding_side == "left" else row + extra
+
+        data = {"input_ids": [pad(r, pad_id) for r in rows]}
+        if return_attention_mask:
+            data["attention_mask"] = [pad([1] * len(r), 0) for r in rows]
         if return_image_counts:
-            data["num_images"] = torch.tensor(counts, dtype=torch.long)
+            data["num_images"] = counts
         if all_images:
-            data["pixel_values"] = self.pixel_values(all_images)
-        return BatchFeature(data)
+            pixels = self.pixel_values(all_images)
+            data["pixel_values"] = pixels if return_tensors == "pt" else pixels.numpy()
+        if return_tensors == "pt":  # ids are long in every case (an empty batch included)
+            data = {k: v if torch.is_tensor(v) else torch.tensor(v, dtype=torch.long) for k, v in data.items()}
+            return BatchFeature(data)
+        return BatchFeature(data, tensor_type=return_tensors)
 
 
 def _expand_to_square(image: Image.Image, fill: tuple[int, ...]) -> Image.Image:

@@ -10,10 +10,17 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from huggingface_hub import ModelCard, ModelCardData
+from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
 TEMPLATE = Path(__file__).resolve().parent.parent / "model_cards" / "trained_checkpoint.md"  # in the wheel too
 _SCALARS = ("eval_accuracy", "eval_macro_f1", "eval_spearman", "eval_pairwise_accuracy", "eval_loss", "eval_ece")
+# The Hub's model-index names for the validation metrics (metric type, display name).
+_INDEX_METRICS = {
+    "eval_accuracy": ("accuracy", "Level accuracy"), "eval_macro_f1": ("f1", "Macro F1"),
+    "eval_spearman": ("spearmanr", "Spearman"), "eval_pairwise_accuracy": ("accuracy", "Pairwise accuracy"),
+    "eval_ece": ("ece", "Expected calibration error"),
+}
+TASK = "multimodal-quality-scoring"  # the pipeline task the checkpoint runs (not a Hub pipeline_tag)
 
 
 def _fmt(value: Any) -> str:
@@ -30,11 +37,21 @@ def render_card(model_id: str, recipe: str, recipe_text: str, report: dict, summ
     per_level = quality.get("mean_score_per_level") or {}
     items = per_level.items() if isinstance(per_level, dict) else enumerate(per_level)
     metrics += [(f"mean score, level {k}", _fmt(float(v))) for k, v in items if v is not None]
+    # No Hub pipeline_tag fits quality scoring (image-text-to-text would send users to a pipeline that fails);
+    # the task is in the tags and in model-index, and pipeline(model=...) reads it from `custom_pipelines`.
+    dataset = summary.get("dataset_id") or summary.get("dataset") or "validation"
+    eval_results = [
+        EvalResult(task_type=TASK, task_name="Multimodal quality scoring", dataset_type=str(dataset),
+                   dataset_name=str(summary.get("dataset") or dataset), dataset_split="validation",
+                   metric_type=_INDEX_METRICS[key][0], metric_name=_INDEX_METRICS[key][1], metric_value=report[key])
+        for key in _INDEX_METRICS if isinstance(report.get(key), (int, float))
+    ]
     data = ModelCardData(
-        license="apache-2.0", library_name="transformers", pipeline_tag="image-text-to-text",
-        tags=["unifilter", "unifilter-hf", "data-filtering", "multimodal-quality-scoring"],
+        license="apache-2.0", library_name="transformers",
+        tags=["unifilter", "unifilter-hf", "data-filtering", TASK],
         base_model=summary.get("base_models") or None,
         datasets=[summary["dataset_id"]] if summary.get("dataset_id") else None,
+        model_name=model_id if eval_results else None, eval_results=eval_results or None,
     )
     context = {k: summary.get(k, "-") for k in (
         "dataset", "dataset_description", "loss", "total_params", "trainable_params", "finetuning", "vision",

@@ -67,6 +67,14 @@ class QualityCollator:
         return sample
 
     def __call__(self, rows: Sequence[Mapping[str, Any]]) -> BatchFeature:
+        bookkeeping = {*_META_COLUMNS, self.label_column, self.group_column}
+        if rows and all(set(row) <= bookkeeping for row in rows):
+            # transformers.Trainer drops the columns its model's forward() does not name before collating.
+            raise ValueError(
+                f"QualityCollator got rows with only the columns {sorted(set().union(*rows))}: the image and text "
+                "columns were removed before collating. With transformers.Trainer pass TrainingArguments(..., "
+                "remove_unused_columns=False) to keep them (UniFilterTrainingArguments defaults to it)."
+            )
         batch = self.processor([self.to_sample(r) for r in rows], truncation=self.truncation)
         batch.pop("num_images", None)
         batch["labels"] = torch.tensor([float(r[self.label_column]) for r in rows])
