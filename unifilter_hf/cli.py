@@ -32,7 +32,8 @@ def _score(args: argparse.Namespace) -> int:
 
     counts = score_table(
         args.input, args.output, threshold=args.threshold, keep_errors=args.keep_errors, config=args.config,
-        split=args.split, revision=args.revision, model=args.model, batch_size=args.batch_size,
+        split=args.split, revision=args.revision, image_root=args.image_root, model=args.model,
+        batch_size=args.batch_size,
         columns=args.columns, device=args.device, on_image_error=args.on_image_error,
     )
     print(f"scored {counts['rows']} rows ({counts['errors']} errors); wrote {counts['written']} to {args.output}")
@@ -143,7 +144,8 @@ def build_parser() -> argparse.ArgumentParser:
     demo.set_defaults(func=_demo)
 
     score = sub.add_parser("score", help="score (and optionally filter) a table: file, folder of shards, Hub id")
-    score.add_argument("input", help=".parquet/.jsonl/.csv file, a folder or glob of them, or a Hub dataset id")
+    score.add_argument("input", help="a data file (.parquet/.arrow/.jsonl/.json/.csv/.tar), a folder (img2dataset, "
+                       "save_to_disk, or of data files) or glob, or a Hub dataset id (docs/inputs.md)")
     score.add_argument("--output", required=True, help="file to write: .parquet, .jsonl or .csv")
     score.add_argument("--model", default=None, help="Hub id or folder (default: $UNIFILTER_MODEL or official)")
     score.add_argument("--threshold", type=float, default=None, help="keep rows scoring at least this")
@@ -154,8 +156,10 @@ def build_parser() -> argparse.ArgumentParser:
     score.add_argument("--device", default=None, help="cpu, cuda, cuda:1, ... (default: CUDA if available)")
     score.add_argument("--on-image-error", choices=["fail_if_all", "fail", "score_rest"], default="fail_if_all",
                        help="what a document whose images failed to load gets (docs/input_handling.md)")
+    score.add_argument("--image-root", default=None, help="folder relative image paths and mmc4 image_name "
+                       "resolve against (default: the folder of each data file)")
     score.add_argument("--config", default=None, help="Hub dataset config")
-    score.add_argument("--split", default="train", help="Hub dataset split")
+    score.add_argument("--split", default="train", help="Hub dataset split (or split of a DatasetDict folder)")
     score.add_argument("--revision", default=None, help="Hub dataset revision")
     score.set_defaults(func=_score)
 

@@ -69,7 +69,7 @@ IMAGE_ERROR_POLICIES: tuple[str, ...] = ("score_rest", "fail_if_all", "fail")
 # Drops that are by design, not failures: tracking pixels and the max_images cap.
 _DESIGNED_DROPS = (": 1-pixel image", ": over max_images=")
 
-_CAPTION_IMAGE_COLUMNS = ("image", "jpg", "jpeg", "png", "webp", "img", "image_url")
+_CAPTION_IMAGE_COLUMNS = ("image", "jpg", "jpeg", "png", "webp", "gif", "bmp", "tif", "tiff", "img", "image_url")
 _CAPTION_TEXT_COLUMNS = ("text", "caption", "txt", "json")
 _GROUPS = {"caption": ("image", "text"), "document": ("images", "texts"), "mmc4": ("text_list", "image_info")}
 
@@ -192,6 +192,7 @@ def to_sample(
     max_images: int | None = None,
     on_image_error: ImageErrorPolicy = "fail_if_all",
     image_root: str | os.PathLike | None = None,
+    data_root: str | os.PathLike | None = None,
     timeout: float = 10.0,
     max_pixels: int = DEFAULT_MAX_PIXELS,
     max_bytes: int = DEFAULT_MAX_BYTES,
@@ -202,7 +203,8 @@ def to_sample(
     detection). ``max_images`` keeps the first images of a document in reading order and drops the rest
     unloaded. ``on_image_error`` decides what a document whose images failed to load gets: ``"fail_if_all"``
     (default) fails it when none of its images loaded, ``"fail"`` when any failed, ``"score_rest"`` never.
-    ``image_root`` resolves relative paths (and mmc4 ``image_name``). The other options go to
+    ``image_root`` resolves relative paths (and mmc4 ``image_name``); without it relative paths resolve
+    against ``data_root``, the folder of the row's data file (the source layer passes it). The other options go to
     :func:`load_image`. ``sample.meta`` holds ``schema`` and ``dropped`` (reasons for removed image slots).
 
     A document-layout row whose ``kind`` column says ``"caption"`` (the synthetic builder's ``joint`` config
@@ -222,7 +224,8 @@ def to_sample(
     if missing:
         raise SampleError(f"row: missing column {missing[0]!r} (has {sorted(map(str, row.keys()))})")
     load = functools.partial(
-        load_image, timeout=timeout, max_pixels=max_pixels, max_bytes=max_bytes, root=image_root
+        load_image, timeout=timeout, max_pixels=max_pixels, max_bytes=max_bytes,
+        root=image_root if image_root is not None else data_root,
     )
     if cols.schema == "caption":
         is_json = cols.text.lower() == "json"

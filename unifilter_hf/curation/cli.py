@@ -30,7 +30,8 @@ def _columns(text: str) -> dict[str, str]:
 def register(sub) -> None:
     """Add the ``curate`` subcommand to the ``unifilter-hf`` parser."""
     p = sub.add_parser("curate", help="score, select and write a curated dataset (sharded, resumable)")
-    p.add_argument("source", nargs="?", help="Hub dataset id, folder or glob of .parquet/.jsonl/.tar shards")
+    p.add_argument("source", nargs="?", help="Hub dataset id, a data file, or a folder or glob of them "
+                   "(img2dataset and save_to_disk folders, .parquet/.arrow/.jsonl/.json/.csv/.tar; docs/inputs.md)")
     p.add_argument("--output", help="job folder (sidecars, curated data, summary)")
     p.add_argument("--config", help="a recipe .yaml; any other value is the Hub dataset config name")
     p.add_argument("--dataset-config", help="Hub dataset config name (when --config is a recipe)")
@@ -41,6 +42,8 @@ def register(sub) -> None:
     p.add_argument("--batch-size", type=int)
     p.add_argument("--device")
     p.add_argument("--max-images", type=int)
+    p.add_argument("--image-root", help="folder relative image paths and mmc4 image_name resolve against "
+                   "(default: the folder of each data file)")
     p.add_argument("--window", type=int, help="rows bucketed by length together (default: 8 batches)")
     p.add_argument("--workers", type=int, help="image-decoding processes (default 0: in the main process)")
     p.add_argument("--threads", type=int, help="torch threads (local process and each Ray actor)")

@@ -46,7 +46,7 @@ class ShardScorer:
         for payload in batch["shard"]:
             shard = Shard(**json.loads(payload))
             result = score_shard(self.scorer, shard, self.layout, columns=self.settings["columns"],
-                                 window=self.settings["window"])
+                                 window=self.settings["window"], image_root=self.settings.get("image_root"))
             rows.append(result.rows)
         return {"shard": batch["shard"], "rows": np.asarray(rows, dtype=np.int64)}
 
@@ -70,7 +70,8 @@ def run_ray(config: CurateConfig, model: str, shards: list[Shard], layout: Layou
         ray.init(address=config.ray_address, ignore_reinit_error=True, log_to_driver=not config.quiet)
     settings = {"device": config.device or ("cuda" if config.gpus_per_actor else "cpu"),
                 "batch_size": config.batch_size, "max_images": config.max_images,
-                "columns": config.columns, "window": config.window_rows, "threads": _threads(config)}
+                "columns": config.columns, "window": config.window_rows, "threads": _threads(config),
+                "image_root": config.image_root}
     payloads = [json.dumps({k: v for k, v in asdict(s).items() if k != "dataset"}) for s in shards]
     ds = ray.data.from_items([{"shard": p} for p in payloads], override_num_blocks=max(1, len(payloads)))
     scored = ds.map_batches(

@@ -22,8 +22,9 @@ class CurateConfig:
     """Everything a job needs; recipes (YAML) and CLI flags fill the same fields.
 
     Scoring identity (must match to resume): the model fingerprint, the source (with ``dataset_config``,
-    ``split``, ``revision``), ``columns`` and ``max_images``. Selection (``threshold`` / ``top_fraction`` /
-    ``keep_errors``) can change between runs: the sidecars are reused and only the selection is redone.
+    ``split``, ``revision``), ``columns``, ``max_images`` and ``image_root``. Selection (``threshold`` /
+    ``top_fraction`` / ``keep_errors``) can change between runs: the sidecars are reused and only the selection
+    is redone.
     """
 
     source: Any = None
@@ -34,6 +35,7 @@ class CurateConfig:
     revision: str | None = None
     columns: dict[str, str] | None = None
     max_images: int | None = None
+    image_root: str | None = None  # relative image paths and mmc4 image_name resolve here (default: data folder)
     batch_size: int = 8
     device: str | None = None
     window: int | None = None  # rows bucketed together by length; default 8 batches
@@ -78,7 +80,7 @@ class CurateConfig:
 
     def scoring_settings(self) -> dict:
         """Settings that change scores (checked on resume); batch size and window do not change them."""
-        return {"columns": self.columns, "max_images": self.max_images}
+        return {"columns": self.columns, "max_images": self.max_images, "image_root": self.image_root}
 
     def source_identity(self) -> dict:
         source = self.source if isinstance(self.source, str) else type(self.source).__name__
