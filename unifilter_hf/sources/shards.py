@@ -148,7 +148,7 @@ def infer_schema(rows: Iterable[dict]) -> pa.Schema:
 def row_view(shard: Shard, row: dict) -> dict:
     """One row as it is scored (see :meth:`Shard.views`)."""
     if shard.format in ("webdataset", "files"):
-        return document_view(row)
+        return document_view(row, os.path.basename(shard.location))
     if shard.options.get("img2dataset") and row.get("status") not in (None, "success") and ERROR_FIELD not in row:
         detail = f": {row['error_message']}" if row.get("error_message") else ""
         return {**row, ERROR_FIELD: f"image: not downloaded by img2dataset ({row['status']}{detail})"[:200]}

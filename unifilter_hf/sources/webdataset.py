@@ -148,12 +148,13 @@ def count_files(folder: str) -> int:
     return len({split_member(n)[0] for n in os.listdir(folder) if _is_member(n)})
 
 
-def document_view(row: dict) -> dict:
+def document_view(row: dict, where: str | None = None) -> dict:
     """The columns a webdataset row is scored from: the members, plus the fields of a ``json`` document.
 
     OBELICS-style tars keep a document in one ``json`` member: ``texts`` with either ``images`` (parallel) or
     ``image_info`` (parallel entries with ``image_base64``, else mmc4 entries with ``matched_text_index``).
     Parallel ``image_info`` is turned into an OBELICS ``images`` list; mmc4 entries keep their layout.
+    ``where`` (the tar's name) goes into the reason of a ``json`` member that is not valid JSON.
 
     Example:
         >>> view = document_view({"__key__": "d0", "json": b'{"texts": ["Hi", null], '
@@ -167,7 +168,8 @@ def document_view(row: dict) -> dict:
     try:
         doc = json.loads(raw)
     except (ValueError, UnicodeDecodeError):
-        return {**row, ERROR_FIELD: f"row: member {row.get('__key__')}.json is not valid JSON"}
+        member = f"{where} member" if where else "member"
+        return {**row, ERROR_FIELD: f"row: {member} {row.get('__key__')}.json is not valid JSON"}
     if not isinstance(doc, dict):
         return row
     view = {k: v for k, v in doc.items() if k not in row}
