@@ -193,18 +193,17 @@ def test_map_then_filter_scores_each_row_once(default_model, count_scored, tmp_p
 
 
 # -- 5. the CLI never returns an earlier run's results ---------------------------------------------------------
-def test_score_command_rerun_from_the_right_folder_is_not_stale(default_model, tmp_path, monkeypatch):
+def test_score_command_rerun_with_the_right_image_root_is_not_stale(default_model, tmp_path, monkeypatch):
     photos = tmp_path / "photos"
     photos.mkdir()
     (photos / "coffee.jpg").write_bytes(jpeg("coffee"))
     table = tmp_path / "rows.jsonl"
     table.write_text(json.dumps({"image": "coffee.jpg", "text": "A cup of coffee."}) + "\n")
     out = tmp_path / "out.jsonl"
-    monkeypatch.chdir(tmp_path)  # relative paths do not resolve here
+    monkeypatch.chdir(photos)  # relative paths resolve next to the data file, not in the working folder
     assert main(["score", str(table), "--output", str(out)]) == 0
     assert "file not found" in json.loads(out.read_text())["unifilter_error"]
-    monkeypatch.chdir(photos)
-    assert main(["score", str(table), "--output", str(out)]) == 0
+    assert main(["score", str(table), "--output", str(out), "--image-root", str(photos)]) == 0
     row = json.loads(out.read_text())
     assert row["unifilter_error"] == "" and math.isfinite(row["unifilter_score"])
 

@@ -203,9 +203,8 @@ def to_sample(
     detection). ``max_images`` keeps the first images of a document in reading order and drops the rest
     unloaded. ``on_image_error`` decides what a document whose images failed to load gets: ``"fail_if_all"``
     (default) fails it when none of its images loaded, ``"fail"`` when any failed, ``"score_rest"`` never.
-    ``image_root`` resolves relative paths (and mmc4 ``image_name``); without it relative paths resolve
-    against ``data_root``, the folder of the row's data file (the source layer passes it). The other options go to
-    :func:`load_image`. ``sample.meta`` holds ``schema`` and ``dropped`` (reasons for removed image slots).
+    ``image_root`` resolves relative paths and mmc4 ``image_name``; ``data_root`` (the row's data file folder)
+    relative paths only. Other options go to :func:`load_image`. ``sample.meta``: ``schema``, ``dropped`` reasons.
 
     A document-layout row whose ``kind`` column says ``"caption"`` (the synthetic builder's ``joint`` config
     stores captions as two slots) is read as a caption, so it gets the caption prompt.
@@ -223,10 +222,8 @@ def to_sample(
     missing = [name for name in cols.columns if name not in row]
     if missing:
         raise SampleError(f"row: missing column {missing[0]!r} (has {sorted(map(str, row.keys()))})")
-    load = functools.partial(
-        load_image, timeout=timeout, max_pixels=max_pixels, max_bytes=max_bytes,
-        root=image_root if image_root is not None else data_root,
-    )
+    root = image_root if image_root is not None else data_root
+    load = functools.partial(load_image, timeout=timeout, max_pixels=max_pixels, max_bytes=max_bytes, root=root)
     if cols.schema == "caption":
         is_json = cols.text.lower() == "json"
         sample = _caption(row[cols.image], row[cols.text], text_is_json=is_json, load=load)
