@@ -1,7 +1,7 @@
 """Folders in the layouts real tools write, built from real photographs (scikit-image / scikit-learn).
 
-- img2dataset (its ``writer.py``): the ``parquet`` output format (``NNNNN.parquet`` holding every input row
-  with ``key``, ``jpg`` bytes or null, ``txt`` and the metadata), the ``webdataset`` format (``NNNNN.tar`` of
+- img2dataset (its ``writer.py``): the ``parquet`` output format (``NNNNN.parquet`` holding every input row:
+  the metadata columns and ``jpg`` bytes, null where the download failed), the ``webdataset`` format (``NNNNN.tar`` of
   the downloaded samples, ``jpg`` + ``txt`` + ``json`` members, beside ``NNNNN.parquet`` with the metadata of
   every row) and the ``files`` format (``NNNNN/`` of ``key.jpg`` + ``key.txt`` + ``key.json``, beside the
   metadata parquet); each with ``NNNNN_stats.json``.
@@ -75,9 +75,8 @@ def img2dataset(folder: Path, output_format: str, shards: int = 2, rows: int = 5
         ok = [i < rows - 1 for i in range(rows)]
         metas = [_meta(s * rows + i, ok[i]) for i in range(rows)]
         if output_format == "parquet":
-            schema = pa.schema([("key", pa.string()), ("jpg", pa.binary()), ("txt", pa.string())] + list(_META_SCHEMA))
-            table = [{**m, "jpg": jpg(NAMES[i % 6]) if ok[i] else None, "txt": m["caption"] if ok[i] else None}
-                     for i, m in enumerate(metas)]
+            schema = _META_SCHEMA.append(pa.field("jpg", pa.binary()))  # the writer's schema: metadata + jpg
+            table = [{**m, "jpg": jpg(NAMES[i % 6]) if ok[i] else None} for i, m in enumerate(metas)]
             pq.write_table(pa.Table.from_pylist(table, schema=schema), folder / f"{shard}.parquet")
             true_rows += rows
         else:

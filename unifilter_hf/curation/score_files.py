@@ -35,9 +35,9 @@ _CHUNK = 256
 
 def _output_schema(shards: list[Shard]) -> pa.Schema:
     """The source columns of every shard in one schema (checked before scoring: never a late failure)."""
-    schemas = [s.schema() for s in shards]
+    schemas = [s.schema() for s in shards] or [pa.schema([])]
     try:
-        schema = pa.unify_schemas(schemas, promote_options="permissive") if schemas else pa.schema([])
+        schema = schemas[0] if len(schemas) == 1 else pa.unify_schemas(schemas, promote_options="permissive")
     except (pa.ArrowInvalid, pa.ArrowTypeError) as err:
         raise OutputError(
             f"the shards have columns of different types ({str(err).splitlines()[0][:160]}): write a .jsonl "
