@@ -3,9 +3,9 @@
 Rows are read in windows of ``window`` rows (a multiple of the batch size). Each window is turned into
 samples by :func:`~unifilter_hf.curation.decoding.decode_window`, in worker processes when a pool is given
 (split over the workers; the next windows decode while the model scores the current one), then scored by
-:meth:`QualityScorer.score_samples`, which sorts the whole window by length into micro-batches: bucketing
-spans the window, not one batch. At most ``(workers + 2) * window`` rows are held at once, whatever the
-source size; :class:`InFlight` measures it.
+:meth:`QualityScorer.score_read` (the batch path of every door), which sorts the whole window by length into
+micro-batches: bucketing spans the window, not one batch. At most ``(workers + 2) * window`` rows are held at
+once, whatever the source size; :class:`InFlight` measures it.
 
 Windows are fixed by row position, so the same shard gives the same batches, hence the same sidecar bytes,
 with or without workers and on either engine.
@@ -100,22 +100,21 @@ def score_shard(
     shard: Shard,
     layout: Layout,
     *,
-    columns: Mapping[str, str] | None,
+    columns: ColumnMap | Mapping[str, str] | None,
     window: int,
     pool=None,
     workers: int = 0,
     shrink: tuple[int, int, int] | None | str = "auto",
     progress=None,
     in_flight: InFlight | None = None,
-    image_root: str | None = None,
 ) -> ShardResult:
     """Score every row of ``shard`` and write ``layout.sidecar(shard.name)`` atomically.
 
-    Relative image paths in the rows resolve against ``image_root``, else against the shard's own folder.
+    Relative image paths in the rows resolve against the scorer's ``image_root``, else the shard's own folder.
     """
     start = time.perf_counter()
     column_map = ColumnMap.coerce(columns) if columns else None
-    row_options = {**getattr(scorer, "row_options", {}), "image_root": image_root, "data_root": shard.folder}
+    row_options = {**getattr(scorer, "row_options", {}), "data_root": shard.folder}
     shrink = shrink_spec(scorer.processor) if shrink == "auto" else shrink
     in_flight = in_flight or InFlight()
     indices: list[int] = []
@@ -131,9 +130,7 @@ def score_shard(
             decoded = unpack([d for part in job for d in part.get()])
         else:
             decoded = decode_window(views, columns, row_options, shrink)
-        good = [(i, sample) for i, (sample, _) in enumerate(decoded) if sample is not None]
-        scored = dict(zip([i for i, _ in good], scorer.score_samples([s for _, s in good])))
-        records.extend(scored.get(i) or ScoreRecord.failed(reason) for i, (_, reason) in enumerate(decoded))
+        records.extend(scorer.score_read(decoded))  # the scorer's one batch path: plan, batch, retry, merge
         in_flight.done(len(views))
         if progress is not None:
             progress.update(len(views))
@@ -162,8 +159,7 @@ def score_shard(
     return result
 
 
-def run_local(scorer, shards: list[Shard], layout: Layout, *, columns, window: int, workers: int, progress,
-              image_root: str | None = None):
+def run_local(scorer, shards: list[Shard], layout: Layout, *, columns, window: int, workers: int, progress):
     """Score ``shards`` one after the other with one decoding pool for the whole job."""
     from .decoding import decoding_pool
 
@@ -175,7 +171,7 @@ def run_local(scorer, shards: list[Shard], layout: Layout, *, columns, window: i
         for shard in shards:
             results.append(
                 score_shard(scorer, shard, layout, columns=columns, window=window, pool=pool, workers=workers,
-                            shrink=shrink, progress=progress, in_flight=in_flight, image_root=image_root)
+                            shrink=shrink, progress=progress, in_flight=in_flight)
             )
     finally:
         if pool is not None:

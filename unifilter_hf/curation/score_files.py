@@ -25,6 +25,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from ..scoring_settings import ScoringSettings
 from ..sources import ERROR_FIELD, Shard, SourceError, check_layouts, chunked, scan_source
 from .table_output import OutputError, TableWriter, check_output
 
@@ -65,27 +66,28 @@ def score_table(
     config: str | None = None,
     split: str = "train",
     revision: str | None = None,
-    image_root: str | os.PathLike | None = None,
+    scoring: ScoringSettings | None = None,
     quiet: bool = False,
     **settings: Any,
 ) -> dict:
     """Score `source` and write every row (or, with `threshold`, the kept rows) to `output`.
 
-    `settings` are `UniFilterSettings` fields plus `model`. `image_root` is where relative image paths (and
-    mmc4 `image_name`) resolve; by default each data file's own folder. Returns counts: rows, errors, written.
+    `scoring` holds the scoring settings (`unifilter-hf score` passes `ScoringSettings.from_args`);
+    `settings` are single `ScoringSettings` fields over it (`model=`, `batch_size=`, ...). Relative image paths
+    (and mmc4 `image_name`) resolve against `image_root` when set, else against each data file's own folder.
+    Returns counts: rows, errors, written.
     """
-    from ..filtering import unifilter_score
+    from ..filtering import UniFilterScore
 
     fmt = check_output(output)
     found = scan_source(source, config=config, split=split, revision=revision)  # before the model loads
-    score = unifilter_score(**settings)
+    score = UniFilterScore(settings=scoring, **settings)
     check_layouts(found.shards, score.settings.columns)
     if found.note() and not quiet:
         print(f"unifilter-hf score: {found.note()}", file=sys.stderr)
     schema = _output_schema(found.shards) if fmt == "parquet" else None
     names = _column_names(found.shards) if fmt == "csv" else None
     scorer = score.scorer  # a wrong --model fails here, before any row is read
-    root = None if image_root is None else os.path.abspath(os.fspath(image_root))
     with tempfile.TemporaryDirectory(prefix=".unifilter-score-", dir=Path(output).parent) as tmp:
         from .engine_local import run_local
         from .manifest import Layout
@@ -97,7 +99,7 @@ def score_table(
         progress = Progress(total, quiet=quiet)
         try:
             run_local(scorer, found.shards, layout, columns=score.settings.columns,
-                      window=score.settings.batch_size * 8, workers=0, progress=progress, image_root=root)
+                      window=score.settings.batch_size * 8, workers=0, progress=progress)
         finally:
             progress.close()
         return _write(output, found.shards, layout, score, threshold=threshold, keep_errors=keep_errors,
