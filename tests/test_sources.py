@@ -94,6 +94,15 @@ def test_malformed_records_are_row_errors_naming_file_and_line(tmp_path):
         None, "row: rows.jsonl line 3 is not a JSON object", "row: rows.jsonl line 4 is not valid UTF-8"]
 
 
+def test_the_layout_check_looks_at_every_shard(tmp_path):
+    (tmp_path / "a.jsonl").write_text('{"picture": "x.jpg", "words": "no layout here"}\n' * 3)
+    (tmp_path / "b.jsonl").write_text('not json\n{"image": "x.jpg", "text": "a caption"}\n')
+    check_layouts(scan_source(str(tmp_path)).shards)  # the second shard's second row has a layout: go on
+    (tmp_path / "b.jsonl").write_text('{"photo": "x.jpg", "title": "none either"}\n')
+    with pytest.raises(SourceError, match=r"a has columns \['picture', 'words'\] \(and 1 other shards\); name them"):
+        check_layouts(scan_source(str(tmp_path)).shards)
+
+
 # -- 2. sources that cannot be read: one line, exit 2 -----------------------------------------------------------
 def _one_line_error(capsys, argv) -> str:
     assert main(argv) == 2
