@@ -219,10 +219,14 @@ def test_mmc4_image_names_resolve_under_image_root(tmp_path, model_dir):
     rows = [json.loads(line) for line in out.read_text().splitlines()]
     assert len(rows) == true_rows and [r["unifilter_error"] for r in rows] == [""] * true_rows
     assert all(r["unifilter_images_dropped"] == 0 for r in rows)
-    # without it, image_name is not looked up: the raw_url is tried (unreachable here), and the reason says so
+    # without it, image_name is looked up beside the data file only; else the raw_url is tried (unreachable
+    # here), and the reason says so
     assert main(["score", str(folder), "--model", str(model_dir), "--output", str(out)]) == 0
     rows = [json.loads(line) for line in out.read_text().splitlines()]
     assert all(r["unifilter_error"].startswith("document: all images failed to load (image 0: URL") for r in rows)
+    (images / "docs.jsonl").write_text((folder / "docs_shard_0.jsonl").read_text())
+    assert main(["score", str(images / "docs.jsonl"), "--model", str(model_dir), "--output", str(out)]) == 0
+    assert [json.loads(line)["unifilter_error"] for line in out.read_text().splitlines()] == [""] * true_rows
 
 
 # -- 5. score and curate: the same rows, the same scores, the same reasons -------------------------------------

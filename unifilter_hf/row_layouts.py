@@ -234,7 +234,8 @@ def to_sample(
         else:
             sample = _assemble(slots, [], load, max_images, on_image_error)
     else:
-        slots, dropped = _mmc4_slots(row[cols.text_list], row[cols.image_info], image_root is not None)
+        names = True if image_root is not None else data_root  # image_name: under image_root, or beside the data
+        slots, dropped = _mmc4_slots(row[cols.text_list], row[cols.image_info], names)
         sample = _assemble(slots, dropped, load, max_images, on_image_error)
     sample.meta["schema"] = cols.schema
     return sample
@@ -355,7 +356,7 @@ def _slot_text(text: Any, label: str) -> str:
     return text
 
 
-def _mmc4_slots(text_list: Any, image_info: Any, has_root: bool) -> tuple[list[_Slot], list[str]]:
+def _mmc4_slots(text_list: Any, image_info: Any, has_root: bool | str | None) -> tuple[list[_Slot], list[str]]:
     sentences = [_slot_text(s, f"text {i}") for i, s in enumerate(_as_list(text_list, "text_list"))]
     before: dict[int, list[_Slot]] = {}
     dropped: list[str] = []
@@ -381,15 +382,17 @@ def _mmc4_slots(text_list: Any, image_info: Any, has_root: bool) -> tuple[list[_
     return slots, dropped
 
 
-def _mmc4_source(info: Mapping[str, Any], has_root: bool) -> Any:
-    """The best image source of an mmc4 ``image_info`` entry: embedded data, then local file, then URL."""
+def _mmc4_source(info: Mapping[str, Any], has_root: bool | str | None) -> Any:
+    """The best image source of an mmc4 ``image_info`` entry: embedded data, then local file (under an explicit
+    image root, or present in the data file's folder ``has_root``), then URL."""
     if info.get("image_base64"):
         return decode_base64(info["image_base64"])
     for key in ("image_bytes", "bytes", "image"):
         if info.get(key) is not None:
             return info[key]
-    if has_root and info.get("image_name"):
-        return info["image_name"]
+    name = info.get("image_name")
+    if name and (has_root is True or (has_root and os.path.isfile(os.path.join(has_root, str(name))))):
+        return name
     if info.get("raw_url"):
         return info["raw_url"]
     raise SampleError("image: no image data (image_base64, image_bytes, image, image_name or raw_url)")
