@@ -63,18 +63,17 @@ def test_score_command_reads_hub_style_parquet_undecoded(hub_style_parquet, mode
     assert len(errors) == 4 and sum(bool(e) for e in errors) == 1
 
 
-def test_score_command_rerun_from_the_right_folder_is_not_stale(default_model, tmp_path, monkeypatch):
+def test_score_command_rerun_with_the_right_image_root_is_not_stale(default_model, tmp_path, monkeypatch):
     photos = tmp_path / "photos"
     photos.mkdir()
     (photos / "coffee.jpg").write_bytes(jpeg("coffee"))
     table = tmp_path / "rows.jsonl"
     table.write_text(json.dumps({"image": "coffee.jpg", "text": "A cup of coffee."}) + "\n")
     out = tmp_path / "out.jsonl"
-    monkeypatch.chdir(tmp_path)  # relative paths do not resolve here
+    monkeypatch.chdir(photos)  # relative paths resolve next to the data file, not in the working folder
     assert main(["score", str(table), "--output", str(out)]) == 0
     assert "file not found" in json.loads(out.read_text())["unifilter_error"]
-    monkeypatch.chdir(photos)
-    assert main(["score", str(table), "--output", str(out)]) == 0
+    assert main(["score", str(table), "--output", str(out), "--image-root", str(photos)]) == 0
     row = json.loads(out.read_text())
     assert row["unifilter_error"] == "" and math.isfinite(row["unifilter_score"])
 

@@ -210,7 +210,7 @@ def test_webdataset_both_layouts_every_row_accounted_for(tmp_path, model_dir):
     scores = {r["key"]: r for r in read_folder(out / "scores")}
     assert len(scores) == 9
     assert scores["0001"]["error"].startswith("image:")  # the truncated jpg member
-    assert scores["doc002"]["error"] == "json: member is not valid JSON"
+    assert scores["doc002"]["error"] == "row: obelics-000.tar member doc002.json is not valid JSON"
     assert scores["doc000"]["kind"] == "document" and scores["doc000"]["error"] is None
     assert scores["0000"]["kind"] == "caption" and scores["0000"]["error"] is None
     kept, rejected = read_folder(out / "curated"), read_folder(out / "rejected")

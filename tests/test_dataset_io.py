@@ -1,4 +1,5 @@
-"""dataset_io: images stay undecoded (a corrupt image is a row error), shards of every source kind, errors."""
+"""The source layer's shards: images stay undecoded (a corrupt image is a row error), shards of every source
+kind, one-line errors. The layouts real tools write (img2dataset, save_to_disk, ...) are in tests/test_sources.py."""
 
 from __future__ import annotations
 
@@ -67,7 +68,7 @@ def test_local_shards_of_every_format(tmp_path):
     assert document_view(dc[0]) is dc[0]  # a caption member set is scored as it is
     doc = document_view(next(shards[1].rows()))
     assert doc["images"][1] and doc["texts"][0] and "image_info" not in doc
-    assert list(shards[2].rows())[1] == {"__error__": "row: line 2 is not valid JSON"}
+    assert list(shards[2].rows())[1] == {"__error__": "row: rows.jsonl line 2 is not valid JSON"}
     assert [s.name for s in open_source(str(tmp_path / "a" / "*.tar"))] == ["dc", "ob"]
 
 
@@ -75,9 +76,9 @@ def test_one_line_errors_name_the_fix(tmp_path):
     with pytest.raises(SourceError, match="check the path"):
         open_source(str(tmp_path / "missing"))
     (tmp_path / "notes.txt").write_text("x")
-    with pytest.raises(SourceError, match="use .parquet, .jsonl or .tar"):
+    with pytest.raises(SourceError, match="unknown file type 'notes.txt': give .parquet, .arrow"):
         open_source(str(tmp_path / "notes.txt"))
-    with pytest.raises(SourceError, match="no .parquet, .jsonl or .tar shards found"):
+    with pytest.raises(SourceError, match="no data files in .* \\(found only 1 not a data file type\\)"):
         open_source(str(tmp_path))
 
 

@@ -138,7 +138,7 @@ def test_curate_refuses_before_any_work_offline_or_without_token(offline, tmp_pa
     import unifilter_hf.curation.job as job
     import unifilter_hf.publishing.hub as hub_module
 
-    monkeypatch.setattr(job, "open_source", lambda *a, **k: pytest.fail("source opened before the check"))
+    monkeypatch.setattr(job, "scan_source", lambda *a, **k: pytest.fail("source opened before the check"))
     monkeypatch.setattr(job, "_load_scorer", lambda *a, **k: pytest.fail("model loaded before the check"))
     if not offline:
         monkeypatch.setenv("HF_HUB_OFFLINE", "0")
@@ -161,7 +161,7 @@ def test_curate_refuses_an_unreachable_hub_or_a_read_only_token_before_any_work(
         return {"name": "someone", "auth": {"accessToken": {"role": "read"}}}
 
     monkeypatch.setattr(HfApi, "whoami", whoami)
-    monkeypatch.setattr(job, "open_source", lambda *a, **k: pytest.fail("source opened before the check"))
+    monkeypatch.setattr(job, "scan_source", lambda *a, **k: pytest.fail("source opened before the check"))
     out = tmp_path / "run"
     assert main(["curate", str(tmp_path), "--output", str(out), "--threshold", "2", "--push-to-hub", REPO]) == 2
     err = capsys.readouterr().err

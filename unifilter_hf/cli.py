@@ -127,12 +127,13 @@ def build_parser() -> argparse.ArgumentParser:
     demo.set_defaults(func=_demo)
 
     score = sub.add_parser("score", help="score (and optionally filter) a table: file, folder of shards, Hub id")
-    score.add_argument("input", help=".parquet/.jsonl/.csv file, a folder or glob of them, or a Hub dataset id")
+    score.add_argument("input", help="a data file (.parquet/.arrow/.jsonl/.json/.csv/.tar), a folder (img2dataset, "
+                       "save_to_disk, or of data files) or glob, or a Hub dataset id (docs/inputs.md)")
     score.add_argument("--output", required=True, help="file to write: .parquet, .jsonl or .csv")
     score.add_argument("--threshold", type=float, default=None, help="keep rows scoring at least this")
     score.add_argument("--keep-errors", action="store_true", help="with --threshold: also keep unscorable rows")
     score.add_argument("--config", default=None, help="Hub dataset config")
-    score.add_argument("--split", default="train", help="Hub dataset split")
+    score.add_argument("--split", default="train", help="Hub dataset split (or split of a DatasetDict folder)")
     score.add_argument("--revision", default=None, help="Hub dataset revision")
     from .scoring_settings import add_scoring_arguments
 

@@ -14,6 +14,7 @@ Example:
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Mapping
 from typing import Any, Literal
 
@@ -67,7 +68,7 @@ def _slot_text(text: Any, label: str) -> str:
     return text
 
 
-def mmc4_slots(text_list: Any, image_info: Any, has_root: bool) -> tuple[list[_Slot], list[str]]:
+def mmc4_slots(text_list: Any, image_info: Any, has_root: bool | str | None) -> tuple[list[_Slot], list[str]]:
     sentences = [_slot_text(s, f"text {i}") for i, s in enumerate(as_list(text_list, "text_list"))]
     before: dict[int, list[_Slot]] = {}
     dropped: list[str] = []
@@ -93,15 +94,17 @@ def mmc4_slots(text_list: Any, image_info: Any, has_root: bool) -> tuple[list[_S
     return slots, dropped
 
 
-def _mmc4_source(info: Mapping[str, Any], has_root: bool) -> Any:
-    """The best image source of an mmc4 ``image_info`` entry: embedded data, then local file, then URL."""
+def _mmc4_source(info: Mapping[str, Any], has_root: bool | str | None) -> Any:
+    """The best image source of an mmc4 ``image_info`` entry: embedded data, then local file (under an explicit
+    image root, or present in the data file's folder ``has_root``), then URL."""
     if info.get("image_base64"):
         return decode_base64(info["image_base64"])
     for key in ("image_bytes", "bytes", "image"):
         if info.get(key) is not None:
             return info[key]
-    if has_root and info.get("image_name"):
-        return info["image_name"]
+    name = info.get("image_name")
+    if name and (has_root is True or (has_root and os.path.isfile(os.path.join(has_root, str(name))))):
+        return name
     if info.get("raw_url"):
         return info["raw_url"]
     raise SampleError("image: no image data (image_base64, image_bytes, image, image_name or raw_url)")

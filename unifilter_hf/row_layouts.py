@@ -69,7 +69,7 @@ __all__ = [
 
 
 Schema = Literal["caption", "document", "mmc4"]
-_CAPTION_IMAGE_COLUMNS = ("image", "jpg", "jpeg", "png", "webp", "img", "image_url")
+_CAPTION_IMAGE_COLUMNS = ("image", "jpg", "jpeg", "png", "webp", "gif", "bmp", "tif", "tiff", "img", "image_url")
 _CAPTION_TEXT_COLUMNS = ("text", "caption", "txt", "json")
 _GROUPS = {"caption": ("image", "text"), "document": ("images", "texts"), "mmc4": ("text_list", "image_info")}
 
@@ -190,6 +190,7 @@ def to_sample(
     max_images: int | None = None,
     on_image_error: ImageErrorPolicy = "fail_if_all",
     image_root: str | os.PathLike | None = None,
+    data_root: str | os.PathLike | None = None,
     timeout: float = 10.0,
     max_pixels: int = DEFAULT_MAX_PIXELS,
     max_bytes: int = DEFAULT_MAX_BYTES,
@@ -200,8 +201,8 @@ def to_sample(
     detection). ``max_images`` keeps the first images of a document in reading order and drops the rest
     unloaded. ``on_image_error`` decides what a document whose images failed to load gets: ``"fail_if_all"``
     (default) fails it when none of its images loaded, ``"fail"`` when any failed, ``"score_rest"`` never.
-    ``image_root`` resolves relative paths (and mmc4 ``image_name``). The other options go to
-    :func:`load_image`. ``sample.meta`` holds ``schema`` and ``dropped`` (reasons for removed image slots).
+    ``image_root`` resolves relative paths and mmc4 ``image_name``; ``data_root`` (the row's data file folder)
+    relative paths only. Other options go to :func:`load_image`. ``sample.meta``: ``schema``, ``dropped`` reasons.
 
     A document-layout row whose ``kind`` column says ``"caption"`` (the synthetic builder's ``joint`` config
     stores captions as two slots) is read as a caption, so it gets the caption prompt.
@@ -219,9 +220,8 @@ def to_sample(
     missing = [name for name in cols.columns if name not in row]
     if missing:
         raise SampleError(f"row: missing column {missing[0]!r} (has {sorted(map(str, row.keys()))})")
-    load = functools.partial(
-        load_image, timeout=timeout, max_pixels=max_pixels, max_bytes=max_bytes, root=image_root
-    )
+    root = image_root if image_root is not None else data_root
+    load = functools.partial(load_image, timeout=timeout, max_pixels=max_pixels, max_bytes=max_bytes, root=root)
     if cols.schema == "caption":
         is_json = cols.text.lower() == "json"
         sample = _caption(row[cols.image], row[cols.text], text_is_json=is_json, load=load)
@@ -232,7 +232,8 @@ def to_sample(
         else:
             sample = assemble_document(slots, [], load, max_images, on_image_error)
     else:
-        slots, dropped = mmc4_slots(row[cols.text_list], row[cols.image_info], image_root is not None)
+        names = True if image_root is not None else data_root  # image_name: under image_root, or beside the data
+        slots, dropped = mmc4_slots(row[cols.text_list], row[cols.image_info], names)
         sample = assemble_document(slots, dropped, load, max_images, on_image_error)
     sample.meta["schema"] = cols.schema
     return sample

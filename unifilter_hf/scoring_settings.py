@@ -50,6 +50,8 @@ class ScoringSettings:
         on_image_error: what a document whose images failed to load gets: `"fail_if_all"` (fail it when none
             loaded), `"fail"` (when any failed) or `"score_rest"` (score what is left). See
             docs/input_handling.md.
+        image_root: the folder relative image paths and mmc4 `image_name` resolve against (default: each data
+            file's own folder in `score` and `curate`; the working folder for in-memory rows).
         read_workers: threads that read rows (fetch and decode images) at once (`score` and the callables;
             `curate` decodes in `--workers` processes instead). Not a command-line flag.
         max_padding: a micro-batch ends early where its padding would pass this fraction (None: never).
@@ -67,12 +69,15 @@ class ScoringSettings:
     max_images: int | None = None
     image_timeout: float = 10.0
     on_image_error: ImageErrorPolicy = "fail_if_all"
+    image_root: str | None = None
     read_workers: int = 8
     max_padding: float | None = 0.1
 
     def __post_init__(self) -> None:
         if isinstance(self.model, os.PathLike):
             object.__setattr__(self, "model", os.fspath(self.model))
+        if self.image_root is not None:
+            object.__setattr__(self, "image_root", os.path.abspath(os.fspath(self.image_root)))
         if isinstance(self.columns, str):
             object.__setattr__(self, "columns", ColumnMap.parse(self.columns))
         elif self.columns is not None and not isinstance(self.columns, ColumnMap):
@@ -108,6 +113,7 @@ class ScoringSettings:
             "max_images": self.max_images,
             "on_image_error": self.on_image_error,
             "image_timeout": self.image_timeout,
+            **({"image_root": self.image_root} if self.image_root is not None else {}),
         }
 
     def columns_dict(self) -> dict[str, str] | None:
@@ -129,6 +135,7 @@ class ScoringSettings:
             "max_images": self.max_images,
             "image_timeout": self.image_timeout,
             "on_image_error": self.on_image_error,
+            "image_root": self.image_root,
             "read_workers": self.read_workers,
             "max_padding": self.max_padding,
         }
@@ -196,6 +203,9 @@ _FLAGS: dict[str, tuple[str, dict]] = {
                                             "help": "what a document whose images failed to load gets "
                                                     f"(default: {_DEFAULTS.on_image_error}; "
                                                     "docs/input_handling.md)"}),
+    "image_root": ("--image-root", {"metavar": "DIR",
+                                    "help": "folder relative image paths and mmc4 image_name resolve against "
+                                            "(default: the folder of each data file; docs/inputs.md)"}),
 }
 
 

@@ -20,7 +20,8 @@ _RECIPE_SUFFIXES = (".yaml", ".yml")
 def register(sub) -> None:
     """Add the ``curate`` subcommand to the ``unifilter-hf`` parser."""
     p = sub.add_parser("curate", help="score, select and write a curated dataset (sharded, resumable)")
-    p.add_argument("source", nargs="?", help="Hub dataset id, folder or glob of .parquet/.jsonl/.tar shards")
+    p.add_argument("source", nargs="?", help="Hub dataset id, a data file, or a folder or glob of them "
+                   "(img2dataset and save_to_disk folders, .parquet/.arrow/.jsonl/.json/.csv/.tar; docs/inputs.md)")
     p.add_argument("--output", help="job folder (sidecars, curated data, summary)")
     p.add_argument("--config", help="a recipe .yaml; any other value is the Hub dataset config name")
     p.add_argument("--dataset-config", help="Hub dataset config name (when --config is a recipe)")

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 
 from ..row_layouts import ColumnMap, SchemaError, reads_as_caption
 from ..scoring import ScoreRecord
-from ..sources.shards import Shard, chunked, document_view
+from ..sources import Shard, chunked
 from .decoding import ERROR_FIELD, decode_window, unpack
 from .manifest import Layout
 from .sidecars import row_key, sidecar_table, write_sidecar
@@ -108,10 +108,13 @@ def score_shard(
     progress=None,
     in_flight: InFlight | None = None,
 ) -> ShardResult:
-    """Score every row of ``shard`` and write ``layout.sidecar(shard.name)`` atomically."""
+    """Score every row of ``shard`` and write ``layout.sidecar(shard.name)`` atomically.
+
+    Relative image paths in the rows resolve against the scorer's ``image_root``, else the shard's own folder.
+    """
     start = time.perf_counter()
     column_map = ColumnMap.coerce(columns) if columns else None
-    row_options = dict(getattr(scorer, "row_options", {}))
+    row_options = {**getattr(scorer, "row_options", {}), "data_root": shard.folder}
     shrink = shrink_spec(scorer.processor) if shrink == "auto" else shrink
     in_flight = in_flight or InFlight()
     indices: list[int] = []
@@ -133,9 +136,8 @@ def score_shard(
             progress.update(len(views))
 
     position = 0
-    for rows in chunked(shard.rows(), window):
-        in_flight.add(len(rows))
-        views = [document_view(r) for r in rows] if shard.format == "webdataset" else rows
+    for views in chunked(shard.views(), window):
+        in_flight.add(len(views))
         for row in views:
             indices.append(position)
             keys.append(row_key(row, shard.name, position))

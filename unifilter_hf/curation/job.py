@@ -21,10 +21,11 @@ from __future__ import annotations
 
 import logging
 import shutil
+import sys
 import time
 from pathlib import Path
 
-from ..sources import SourceError, open_source
+from ..sources import SourceError, check_layouts, scan_source
 from ..version import package_version
 from .manifest import MANIFEST_VERSION, Layout, check_or_write_manifest, read_json, write_json_atomic
 from .outputs import write_shard_outputs
@@ -65,25 +66,6 @@ def _load_scorer(config: CurateConfig, model_name: str):
         raise CurationError(f"cannot load model {model_name!r} ({first}); pass --model a folder or Hub id") from None
 
 
-def _check_schema(shards, columns) -> None:
-    """A dataset whose columns match no layout is one job error, not a million row errors."""
-    from ..row_layouts import ColumnMap, SchemaError
-
-    shard = shards[0]
-    if columns or shard.format == "webdataset":  # tar member sets vary row by row: checked per row
-        return
-    first = next((r for r in shard.rows() if "__error__" not in r), None)
-    if first is None:
-        return
-    try:
-        ColumnMap.detect(map(str, first.keys()))
-    except SchemaError:
-        raise CurationError(
-            f"no known layout in the columns {sorted(map(str, first))} of {shard.name}: "
-            "name them with --columns, e.g. --columns image=IMG,text=CAPTION"
-        ) from None
-
-
 def load_summary(run_dir: str | Path) -> dict:
     """The ``summary.json`` of a finished job (counts, errors, selection, settings, throughput)."""
     return read_json(Layout(run_dir).summary)
@@ -104,12 +86,15 @@ def curate(config: CurateConfig, *, scorer=None) -> Path:
         raise CurationError("no source: give SOURCE (a Hub id, a folder or glob of shards, or .tar files)")
     layout = Layout(config.output)
     try:
-        shards = open_source(config.source, config=config.dataset_config, split=config.split,
+        source = scan_source(config.source, config=config.dataset_config, split=config.split,
                              revision=config.revision)
+        shards = source.shards
+        if source.note() and not config.quiet:
+            print(f"unifilter-hf curate: {source.note()}", file=sys.stderr)
+        if not config.select_only:
+            check_layouts(shards, config.scoring.columns)  # before the manifest: a wrong layout leaves nothing behind
     except SourceError as err:
         raise CurationError(str(err)) from None
-    if not config.select_only:
-        _check_schema(shards, config.scoring.columns)  # before the manifest: a wrong layout leaves nothing behind
     model_name, fingerprint = _model_identity(config, scorer)
     manifest = {
         "manifest_version": MANIFEST_VERSION,

@@ -30,9 +30,9 @@ class CurateConfig:
     its fields may also be given flat, as recipes and ``CurateConfig(model=..., batch_size=...)`` do.
 
     Scoring identity (must match to resume): the model fingerprint, the source (with ``dataset_config``,
-    ``split``, ``revision``), ``columns``, ``max_images`` and, when not the defaults, ``on_image_error`` and
-    ``image_timeout``. Selection (``threshold`` / ``top_fraction`` / ``keep_errors``) can change between
-    runs: the sidecars are reused and only the selection is redone.
+    ``split``, ``revision``), ``columns``, ``max_images`` and, when not the defaults, ``on_image_error``,
+    ``image_timeout`` and ``image_root``. Selection (``threshold`` / ``top_fraction`` / ``keep_errors``) can
+    change between runs: the sidecars are reused and only the selection is redone.
 
     Example:
         >>> CurateConfig(source="shards/", output="out/", batch_size=4).scoring.batch_size
@@ -104,7 +104,7 @@ class CurateConfig:
         do not change them. The reading policies appear only when not the defaults, so the manifests of jobs
         started before they could be set still match."""
         out: dict[str, Any] = {"columns": self.scoring.columns_dict(), "max_images": self.scoring.max_images}
-        for name in ("on_image_error", "image_timeout"):
+        for name in ("on_image_error", "image_timeout", "image_root"):
             value = getattr(self.scoring, name)
             if value != getattr(_SCORING_DEFAULTS, name):
                 out[name] = value

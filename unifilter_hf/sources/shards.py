@@ -1,93 +1,54 @@
 """Open a data source as a list of shards whose rows come out with images *undecoded*.
 
-A source is a Hub dataset id (streamed), a local folder or glob of Parquet / JSONL shards, webdataset tars
-(DataComp-style ``jpg``/``png``/``webp`` + ``txt`` + ``json`` members, or OBELICS-style ``json`` documents with
-base64 images), or an in-memory ``datasets.IterableDataset``. Each :class:`Shard` is a small picklable
-description (Ray actors receive it) that streams its rows on demand, so nothing is ever materialised.
+A source is a Hub dataset id (streamed), a local file, folder or glob (see :mod:`.detect` for the layouts
+recognised and the files skipped), or an in-memory ``datasets.IterableDataset``. Each :class:`Shard` is a small
+picklable description (Ray actors receive it as JSON) that streams its rows on demand, so nothing is ever
+materialised, and knows the folder its data file lives in: relative image paths in its rows resolve there.
 
 Images stay bytes (``{"bytes", "path"}`` dicts, raw tar members) so that a corrupt image becomes a per-row
 error in :func:`~unifilter_hf.image_loading.load_image` instead of an exception inside ``datasets``.
 
 Example:
-    >>> import datasets
-    >>> ds = datasets.Dataset.from_dict({"image": [None], "text": ["a cat"]},
-    ...                                 features=datasets.Features({"image": datasets.Image(),
-    ...                                                             "text": datasets.Value("string")}))
-    >>> undecode_images(ds).features["image"].decode
-    False
+    >>> import pyarrow as pa, pyarrow.parquet as pq, tempfile, os
+    >>> folder = tempfile.mkdtemp()
+    >>> pq.write_table(pa.table({"text": ["a", "b"]}), os.path.join(folder, "part-0.parquet"))
+    >>> _ = open(os.path.join(folder, "00000_stats.json"), "w").write("{}")
+    >>> source = scan_source(folder)
+    >>> [(s.name, s.num_rows) for s in source.shards], source.note()
+    ([('part-0', 2)], 'skipped 1 file that is not data: 00000_stats.json (img2dataset stats)')
 """
 
 from __future__ import annotations
 
 import glob
-import json
 import os
-import tarfile
+from collections import Counter
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
 
-from ..errors import UniFilterError
+from . import readers, webdataset
+from .detect import DataFile, Found, Skipped, check_single_file, find_data_files, format_of, metadata_kind
+from .errors import ERROR_FIELD, SourceError
+from .hub import looks_like_hub_id, open_hub_dataset, undecode_images
+from .webdataset import document_view
 
-__all__ = ["Shard", "SourceError", "chunked", "open_source", "undecode_images"]
+__all__ = ["Shard", "Source", "SourceError", "chunked", "hub_shards", "open_source", "scan_source"]
 
-_PARQUET = (".parquet",)
-_JSONL = (".jsonl", ".json", ".jsonl.gz")
-_TAR = (".tar", ".tar.gz", ".tgz")
-_CHUNK = 256  # rows per Arrow batch read from Parquet
-
-
-class SourceError(UniFilterError, ValueError):
-    """A source that cannot be opened; the message is one line naming the fix."""
-
-
-def undecode_images(ds):
-    """Cast every ``datasets.Image()`` column, also inside ``List(Image())``, to ``decode=False``.
-
-    Rows then hold ``{"bytes": ..., "path": ...}`` dicts, and a corrupt image is reported by our loader as a
-    row error instead of raising while ``datasets`` iterates. Works on ``Dataset`` and ``IterableDataset``;
-    a dataset without known features is returned as is.
-
-    Example:
-        >>> import datasets
-        >>> feats = datasets.Features({"images": datasets.List(datasets.Image()),
-        ...                            "texts": datasets.List(datasets.Value("string"))})
-        >>> ds = datasets.Dataset.from_dict({"images": [[None]], "texts": [["hi"]]}, features=feats)
-        >>> undecode_images(ds).features["images"].feature.decode
-        False
-    """
-    features = getattr(ds, "features", None)
-    if not features:
-        return ds
-    new = _undecoded(features)
-    return ds if new == features else ds.cast(new)
-
-
-def _undecoded(feature: Any) -> Any:
-    import datasets
-
-    if isinstance(feature, datasets.Image):
-        return datasets.Image(decode=False)
-    if isinstance(feature, datasets.Features):
-        return datasets.Features({k: _undecoded(v) for k, v in feature.items()})
-    if isinstance(feature, dict):
-        return {k: _undecoded(v) for k, v in feature.items()}
-    if isinstance(feature, datasets.List):
-        return replace(feature, feature=_undecoded(feature.feature))
-    if isinstance(feature, datasets.LargeList):
-        return replace(feature, feature=_undecoded(feature.feature))
-    return feature
+DEFAULT_MAX_BYTES = 64 * 1024 * 1024  # the image loader's default: no member or file larger is read
+_LOCAL = ("parquet", "arrow", "jsonl", "json", "csv", "webdataset", "files")
 
 
 @dataclass(frozen=True)
 class Shard:
-    """One unit of work: a file, a tar, or one shard of a streamed Hub dataset.
+    """One unit of work: a data file, a tar, an img2dataset ``files`` folder, or one shard of a Hub dataset.
 
     ``name`` is stable and file-system safe (output files are named after it); ``rows()`` streams the rows as
-    dicts with images undecoded; ``schema()`` is the Arrow schema used to write the rows back unchanged.
+    dicts with images undecoded; ``views()`` streams them as they are scored; ``schema()`` is the Arrow schema
+    used to write the rows back unchanged; ``folder`` is where relative image paths resolve.
 
     Example:
         >>> import pyarrow as pa, pyarrow.parquet as pq, tempfile, os
@@ -99,7 +60,7 @@ class Shard:
     """
 
     name: str
-    format: str  # "parquet" | "jsonl" | "webdataset" | "hub" | "iterable"
+    format: str  # parquet | arrow | jsonl | json | csv | webdataset | files | hub | iterable
     location: str = ""
     index: int = 0
     num_shards: int = 1
@@ -107,19 +68,42 @@ class Shard:
     options: dict = field(default_factory=dict, compare=False)
     dataset: Any = field(default=None, compare=False, repr=False)  # an in-memory IterableDataset
 
-    def rows(self) -> Iterator[dict]:
-        """Stream the shard's rows (images undecoded)."""
-        if self.format == "parquet":
-            import pyarrow.parquet as pq
+    @property
+    def folder(self) -> str | None:
+        """The folder relative image paths of this shard's rows resolve against (None: not a local file)."""
+        if self.format == "files":
+            return self.location
+        return os.path.dirname(self.location) if self.format in _LOCAL else None
 
-            for batch in pq.ParquetFile(self.location).iter_batches(batch_size=_CHUNK):
-                yield from batch.to_pylist()
-        elif self.format == "jsonl":
-            yield from _jsonl_rows(self.location)
-        elif self.format == "webdataset":
-            yield from webdataset_rows(self.location)
+    @property
+    def max_bytes(self) -> int:
+        return int(self.options.get("max_bytes") or DEFAULT_MAX_BYTES)
+
+    def rows(self) -> Iterator[dict]:
+        """Stream the shard's rows (images undecoded); unparsable ones carry ``__error__`` with the reason."""
+        fmt, path = self.format, self.location
+        if fmt == "parquet":
+            yield from readers.parquet_rows(path)
+        elif fmt == "arrow":
+            yield from readers.arrow_rows(path)
+        elif fmt == "jsonl":
+            yield from readers.jsonl_rows(path)
+        elif fmt == "json":
+            yield from readers.json_rows(path)
+        elif fmt == "csv":
+            yield from readers.csv_rows(path)
+        elif fmt == "webdataset":
+            yield from webdataset.tar_rows(path, self.max_bytes)
+        elif fmt == "files":
+            yield from webdataset.files_rows(path, self.max_bytes)
         else:
             yield from self._streamed()
+
+    def views(self) -> Iterator[dict]:
+        """The rows as they are scored: a webdataset ``json`` document opened (:func:`document_view`), an
+        img2dataset row that was never downloaded marked with its download error."""
+        for row in self.rows():
+            yield row_view(self, row)
 
     def _streamed(self) -> Iterator[dict]:
         ds = self._iterable()
@@ -130,32 +114,45 @@ class Shard:
     def _iterable(self):
         if self.dataset is not None:
             return self.dataset
-        import datasets
-
         opts = self.options
-        return datasets.load_dataset(
-            self.location, opts.get("config"), split=opts.get("split", "train"),
-            revision=opts.get("revision"), streaming=True,
-        )
+        return open_hub_dataset(self.location, config=opts.get("config"), split=opts.get("split", "train"),
+                                revision=opts.get("revision"))
 
     def schema(self) -> pa.Schema:
         """The Arrow schema of the rows as written back (keeps ``datasets`` Image metadata)."""
         if self.format == "parquet":
-            import pyarrow.parquet as pq
-
-            return pq.read_schema(self.location)
+            return readers.parquet_schema(self.location)
+        if self.format == "arrow":
+            return readers.arrow_schema(self.location)
         if self.format == "webdataset":
-            return _webdataset_schema(self.location)
+            return webdataset.tar_schema(self.location)
+        if self.format == "files":
+            return webdataset.files_schema(self.location)
         if self.format in ("hub", "iterable"):
             features = self._iterable().features
             if features:
                 return features.arrow_schema
-        # JSONL (or a streamed dataset without features): unify the types seen over one streaming pass.
-        schema = None
-        for chunk in chunked(self.rows(), _CHUNK):
-            seen = pa.Table.from_pylist(chunk).schema
-            schema = seen if schema is None else pa.unify_schemas([schema, seen], promote_options="permissive")
-        return schema or pa.schema([])
+        # JSON, CSV (or a streamed dataset without features): unify the types seen over one streaming pass.
+        return infer_schema(self.rows())
+
+
+def infer_schema(rows: Iterable[dict]) -> pa.Schema:
+    """The unified Arrow schema of rows (unparsable rows, which hold only their error, are left out)."""
+    schema = None
+    for chunk in chunked((r for r in rows if ERROR_FIELD not in r), readers.CHUNK):
+        seen = pa.Table.from_pylist(chunk).schema
+        schema = seen if schema is None else pa.unify_schemas([schema, seen], promote_options="permissive")
+    return schema or pa.schema([])
+
+
+def row_view(shard: Shard, row: dict) -> dict:
+    """One row as it is scored (see :meth:`Shard.views`)."""
+    if shard.format in ("webdataset", "files"):
+        return document_view(row, os.path.basename(shard.location))
+    if shard.options.get("img2dataset") and row.get("status") not in (None, "success") and ERROR_FIELD not in row:
+        detail = f": {row['error_message']}" if row.get("error_message") else ""
+        return {**row, ERROR_FIELD: f"image: not downloaded by img2dataset ({row['status']}{detail})"[:200]}
+    return row
 
 
 def chunked(rows: Iterable, size: int) -> Iterator[list]:
@@ -170,176 +167,149 @@ def chunked(rows: Iterable, size: int) -> Iterator[list]:
         yield chunk
 
 
-def _jsonl_rows(path: str) -> Iterator[dict]:
-    import gzip
+@dataclass
+class Source:
+    """An opened source: its shards and the files found beside them that are not data (with why)."""
 
-    opener = gzip.open if path.endswith(".gz") else open
-    with opener(path, "rt", encoding="utf-8") as fh:
-        for number, line in enumerate(fh, 1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError:
-                row = {"__error__": f"row: line {number} is not valid JSON"}
-            yield row if isinstance(row, dict) else {"__error__": f"row: line {number} is not a JSON object"}
+    shards: list[Shard]
+    skipped: list[Skipped] = field(default_factory=list)
+    base: str = ""
 
-
-# ------------------------------------------------------------------------------------------- webdataset
-
-
-def _split_member(name: str) -> tuple[str, str]:
-    """``"dir/000123.jpg"`` -> ``("dir/000123", "jpg")``; the key is everything before the first dot."""
-    folder, base = os.path.split(name)
-    stem, _, ext = base.partition(".")
-    return os.path.join(folder, stem) if folder else stem, ext.lower()
-
-
-def webdataset_rows(path: str) -> Iterator[dict]:
-    """Rows of a webdataset tar: ``{"__key__": key, ext: bytes, ...}`` per group of consecutive members.
-
-    Members stay bytes (the loader decodes them, so a corrupt image is a row error). A ``json`` member that is
-    an object is also parsed, and its document fields are exposed for layout detection (see
-    :func:`document_view`); the raw bytes are what gets written back.
-    """
-    with tarfile.open(path, "r|*") as tar:
-        key, row = None, {}
-        for member in tar:
-            if not member.isfile():
-                continue
-            member_key, ext = _split_member(member.name)
-            if not ext:
-                continue
-            if member_key != key and row:
-                yield row
-                row = {}
-            key = member_key
-            row["__key__"] = key
-            row[ext] = tar.extractfile(member).read()
-        if row:
-            yield row
+    def note(self) -> str | None:
+        """One line naming what was skipped (None when nothing was), e.g. for the command to print."""
+        if not self.skipped:
+            return None
+        images = [s for s in self.skipped if s.why.startswith("image")]
+        others = [s for s in self.skipped if not s.why.startswith("image")]
+        parts = [f"{_rel(s.path, self.base)} ({s.why})" for s in others[:6]]
+        if len(others) > 6:
+            parts.append(f"and {len(others) - 6} more")
+        if images:
+            kinds = Counter(Path(s.path).suffix.lower() for s in images)
+            parts.append(f"{len(images)} image file{'s' * (len(images) > 1)} ({', '.join(sorted(kinds))}) "
+                         "that rows may refer to")
+        n = len(self.skipped)
+        return f"skipped {n} file{'s' * (n > 1)} that {'are' if n > 1 else 'is'} not data: " + ", ".join(parts)
 
 
-def document_view(row: dict) -> dict:
-    """The columns a webdataset row is scored from: the members, plus the fields of a ``json`` document.
-
-    OBELICS-style tars keep a document in one ``json`` member: ``texts`` with either ``images`` (parallel) or
-    ``image_info`` (parallel entries with ``image_base64``, else mmc4 entries with ``matched_text_index``).
-    Parallel ``image_info`` is turned into an OBELICS ``images`` list; mmc4 entries keep their layout.
-
-    Example:
-        >>> view = document_view({"__key__": "d0", "json": b'{"texts": ["Hi", null], '
-        ...                       b'"image_info": [null, {"image_base64": "AAAA"}]}'})
-        >>> view["images"], view["texts"]
-        ([None, 'AAAA'], ['Hi', None])
-    """
-    raw = row.get("json")
-    if raw is None or any(k in row for k in ("jpg", "jpeg", "png", "webp", "txt")):
-        return row
+def _rel(path: str, base: str) -> str:
     try:
-        doc = json.loads(raw)
-    except (ValueError, UnicodeDecodeError):
-        return {**row, "__error__": "json: member is not valid JSON"}
-    if not isinstance(doc, dict):
-        return row
-    view = {k: v for k, v in doc.items() if k not in row}
-    texts, info = doc.get("texts"), doc.get("image_info")
-    if isinstance(texts, list) and isinstance(info, list) and "images" not in doc:
-        parallel = not any(isinstance(i, dict) and "matched_text_index" in i for i in info)
-        if len(info) == len(texts) and parallel:
-            view["images"] = [_info_image(i) for i in info]
-            view.pop("image_info", None)
-        else:
-            view["text_list"] = view.pop("texts")
-    return {**row, **view}
-
-
-def _info_image(info: Any) -> Any:
-    if not isinstance(info, dict):
-        return info
-    for key in ("image_base64", "image_bytes", "bytes", "image", "raw_url", "url", "src"):
-        if info.get(key):
-            return info[key]
-    return None
-
-
-def _webdataset_schema(path: str) -> pa.Schema:
-    # Random-access listing reads only the member headers.
-    with tarfile.open(path) as tar:
-        exts = sorted({_split_member(m.name)[1] for m in tar.getmembers() if m.isfile()} - {""})
-    return pa.schema([("__key__", pa.string())] + [(ext, pa.binary()) for ext in exts])
-
-
-def _tar_count(path: str) -> int:
-    with tarfile.open(path) as tar:
-        return len({_split_member(m.name)[0] for m in tar.getmembers() if m.isfile()})
-
-
-# ----------------------------------------------------------------------------------------------- sources
-
-
-def _format_of(path: str) -> str | None:
-    lower = path.lower()
-    if lower.endswith(_PARQUET):
-        return "parquet"
-    if lower.endswith(_JSONL):
-        return "jsonl"
-    if lower.endswith(_TAR):
-        return "webdataset"
-    return None
+        return os.path.relpath(path, base) if base else os.path.basename(path)
+    except ValueError:
+        return path
 
 
 def _shard_name(path: str, base: str, taken: set[str]) -> str:
-    rel = os.path.relpath(path, base) if base else os.path.basename(path)
-    stem = rel
-    for suffix in sorted(_PARQUET + _JSONL + _TAR, key=len, reverse=True):
-        if stem.lower().endswith(suffix):
-            stem = stem[: -len(suffix)]
-            break
-    name = "".join(c if c.isalnum() or c in "-_." else "_" for c in stem.replace(os.sep, "__"))
+    stem = _rel(path, base)
+    suffix = next((s for s in sorted(_SUFFIX_LIST, key=len, reverse=True) if stem.lower().endswith(s)), "")
+    stem = stem[: len(stem) - len(suffix)] if suffix else stem
+    name = "".join(c if c.isalnum() or c in "-_." else "_" for c in stem.replace(os.sep, "__")).strip(".") or "shard"
     while name in taken:
         name += "_"
     taken.add(name)
     return name
 
 
-def _local_shards(paths: list[str], base: str) -> list[Shard]:
-    shards, taken = [], set()
-    for path in sorted(paths):
-        fmt = _format_of(path)
-        if fmt is None:
-            continue
-        num_rows = None
-        if fmt == "parquet":
-            import pyarrow.parquet as pq
+_SUFFIX_LIST = (".parquet", ".arrow", ".jsonl", ".ndjson", ".json", ".jsonl.gz", ".json.gz", ".csv", ".tar",
+                ".tar.gz", ".tgz")
 
-            num_rows = pq.ParquetFile(path).metadata.num_rows
-        elif fmt == "webdataset":
-            num_rows = _tar_count(path)
-        shards.append(Shard(_shard_name(path, base, taken), fmt, os.path.abspath(path), num_rows=num_rows))
+
+def _count(data: DataFile) -> int | None:
+    if data.format == "parquet":
+        return readers.count_parquet(data.path)
+    if data.format == "arrow":
+        return readers.count_arrow(data.path)
+    if data.format == "webdataset":
+        return webdataset.count_tar(data.path)
+    if data.format == "files":
+        return webdataset.count_files(data.path)
+    return None
+
+
+def _local_shards(found: Found, max_bytes: int | None) -> list[Shard]:
+    shards, taken = [], set()
+    for data in found.files:
+        options = {"max_bytes": max_bytes} if max_bytes else {}
+        stem = os.path.basename(data.path).split(".", 1)[0]
+        stats = os.path.join(os.path.dirname(data.path), f"{stem}_stats.json")
+        if data.format == "parquet" and os.path.isfile(stats):
+            options["img2dataset"] = True
+        name = _shard_name(data.path, found.base, taken)
+        shards.append(Shard(name, data.format, data.path, num_rows=_count(data), options=options))
     return shards
 
 
-def looks_like_hub_id(source: str) -> bool:
-    """``owner/name`` or ``name`` (no glob, not a relative path); callers check local paths first."""
-    parts = source.split("/")
-    return 1 <= len(parts) <= 2 and all(parts) and not source.startswith((".", "~")) and "*" not in source
-
-
-def open_source(
+def scan_source(
     source: Any,
     *,
     config: str | None = None,
     split: str = "train",
     revision: str | None = None,
-    streaming: bool = True,
-) -> list[Shard]:
-    """The shards of a source, in a stable order; raises :class:`SourceError` with the fix.
+    max_bytes: int | None = None,
+) -> Source:
+    """Open ``source`` as a :class:`Source` (shards in a stable order, skipped files); raises :class:`SourceError`.
 
-    ``source`` is a local file, folder (searched recursively) or glob of ``.parquet`` / ``.jsonl`` /
-    ``.tar`` files, a Hub dataset id (streamed with ``config``/``split``/``revision``), or a
-    ``datasets.IterableDataset`` (one shard per dataset shard). ``streaming=False`` is refused: a curation job
-    never materialises its source.
+    ``source`` is a local file, folder (searched recursively; see :mod:`unifilter_hf.sources.detect`) or glob,
+    a Hub dataset id (streamed with ``config``/``split``/``revision``), or a ``datasets.IterableDataset`` (one
+    shard per dataset shard). ``split`` also picks the split of a local ``DatasetDict`` folder. ``max_bytes``
+    caps what one tar member or sample file may hold (default 64 MiB); a larger one is a row error.
+    """
+    if not isinstance(source, (str, os.PathLike)):
+        if hasattr(source, "num_shards") and hasattr(source, "shard"):
+            n = source.num_shards
+            shards = [Shard(f"shard-{i:05d}", "iterable", index=i, num_shards=n, dataset=source) for i in range(n)]
+            return Source(shards)
+        raise SourceError(f"unsupported source {type(source).__name__}: pass a path, a glob or a Hub dataset id")
+    text = os.fspath(source)
+    path = Path(text).expanduser()
+    if path.is_file():
+        found = Found(files=[check_single_file(str(path))], base="")
+    elif path.is_dir():
+        found = find_data_files(str(path), split=split)
+        if not found.files:
+            raise SourceError(f"no data files in {text} ({_skipped_summary(found)}); point at a folder of .parquet, "
+                              ".arrow, .jsonl, .json, .csv or .tar files")
+    elif any(ch in text for ch in "*?["):
+        found = _glob(text)
+    elif looks_like_hub_id(text) and format_of(text) is None:
+        return Source(hub_shards(text, config=config, split=split, revision=revision))
+    else:
+        raise SourceError(
+            f"no such file, folder or glob: {text} (check the path, or give a Hub dataset id as owner/name)"
+        )
+    return Source(_local_shards(found, max_bytes), found.skipped, found.base)
+
+
+def _skipped_summary(found: Found) -> str:
+    if not found.skipped:
+        return "it is empty"
+    whys = Counter(s.why.split(" of ")[0] for s in found.skipped)
+    return "found only " + ", ".join(f"{n} {why}" for why, n in whys.most_common(4))
+
+
+def _glob(pattern: str) -> Found:
+    paths = sorted(p for p in glob.glob(os.path.expanduser(pattern), recursive=True) if os.path.isfile(p))
+    if not paths:
+        raise SourceError(f"no files match {pattern!r}")
+    base = os.path.commonpath(paths) if len(paths) > 1 else os.path.dirname(paths[0])
+    base = base if os.path.isdir(base) else os.path.dirname(base)
+    found = Found(base=base)
+    for p in paths:
+        why = metadata_kind(os.path.basename(p))
+        if why or format_of(p) is None:
+            found.skipped.append(Skipped(p, why or "not a data file type"))
+        else:
+            found.files.append(DataFile(os.path.abspath(p), format_of(p)))
+    if not found.files:
+        raise SourceError(f"no data files match {pattern!r} ({_skipped_summary(found)})")
+    return found
+
+
+def open_source(source: Any, *, config: str | None = None, split: str = "train", revision: str | None = None,
+                streaming: bool = True, max_bytes: int | None = None) -> list[Shard]:
+    """The shards of a source, in a stable order (see :func:`scan_source`); raises :class:`SourceError`.
+
+    ``streaming=False`` is refused: a curation job never materialises its source.
 
     Example:
         >>> try:
@@ -350,54 +320,15 @@ def open_source(
     """
     if not streaming:
         raise SourceError("curation always streams its source; drop streaming=False")
-    if not isinstance(source, (str, os.PathLike)):
-        if hasattr(source, "num_shards") and hasattr(source, "shard"):
-            n = source.num_shards
-            return [Shard(f"shard-{i:05d}", "iterable", index=i, num_shards=n, dataset=source) for i in range(n)]
-        raise SourceError(f"unsupported source {type(source).__name__}: pass a path, a glob or a Hub dataset id")
-    text = os.fspath(source)
-    if any(ch in text for ch in "*?["):
-        paths = [p for p in glob.glob(text, recursive=True) if os.path.isfile(p)]
-        base = os.path.commonpath(paths) if len(paths) > 1 else ""
-        base = base if base and os.path.isdir(base) else (os.path.dirname(paths[0]) if paths else "")
-        return _checked(_local_shards(paths, base), text)
-    path = Path(text)
-    if path.is_file():
-        if _format_of(text) is None:
-            raise SourceError(f"unknown format {path.name!r}: use .parquet, .jsonl or .tar (webdataset) files")
-        return _local_shards([text], "")
-    if path.is_dir():
-        files = [str(p) for p in sorted(path.rglob("*")) if p.is_file() and not p.name.startswith(".")]
-        return _checked(_local_shards(files, text), text)
-    if looks_like_hub_id(text):
-        return hub_shards(text, config=config, split=split, revision=revision)
-    raise SourceError(
-        f"no such file, folder or glob: {text} (check the path, or give a Hub dataset id as owner/name)"
-    )
-
-
-def _checked(shards: list[Shard], where: str) -> list[Shard]:
-    if not shards:
-        raise SourceError(f"no .parquet, .jsonl or .tar shards found in {where}: point at the data files")
-    return shards
+    return scan_source(source, config=config, split=split, revision=revision, max_bytes=max_bytes).shards
 
 
 def hub_shards(
     dataset_id: str, *, config: str | None = None, split: str = "train", revision: str | None = None
 ) -> list[Shard]:
     """One :class:`Shard` per data file of a streamed ``load_dataset`` (a Hub id or a local dataset folder)."""
-    import datasets
-
-    try:
-        ds = datasets.load_dataset(dataset_id, config, split=split, revision=revision, streaming=True)
-    except Exception as err:  # noqa: BLE001 - any failure here is a one-line, user-facing source problem
-        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise SourceError(
-            f"cannot open Hub dataset {dataset_id!r} ({first[:200]}); check the id, --config, --split and "
-            "--revision, and that HF_HUB_OFFLINE is unset"
-        ) from None
+    ds = open_hub_dataset(dataset_id, config=config, split=split, revision=revision)
     n = ds.num_shards
     options = {"config": config, "split": split, "revision": revision}
     safe = dataset_id.replace("/", "__")
     return [Shard(f"{safe}-{i:05d}", "hub", dataset_id, i, n, options=options) for i in range(n)]
-
