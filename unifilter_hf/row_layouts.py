@@ -52,6 +52,7 @@ from .sample import Sample, SampleError
 
 __all__ = [
     "IMAGE_ERROR_POLICIES",
+    "DEFAULT_MAX_IMAGES",
     "ColumnMap",
     "ImageErrorPolicy",
     "SchemaError",
@@ -68,6 +69,10 @@ ImageErrorPolicy = Literal["score_rest", "fail_if_all", "fail"]
 IMAGE_ERROR_POLICIES: tuple[str, ...] = ("score_rest", "fail_if_all", "fail")
 # Drops that are by design, not failures: tracking pixels and the max_images cap.
 _DESIGNED_DROPS = (": 1-pixel image", ": over max_images=")
+
+# Images a document may load when the caller sets no max_images: the default max_length (8192) holds at most
+# 56 image blocks of 144 tokens, so more are cut before the model anyway; loading them only costs memory.
+DEFAULT_MAX_IMAGES = 64
 
 _CAPTION_IMAGE_COLUMNS = ("image", "jpg", "jpeg", "png", "webp", "img", "image_url")
 _CAPTION_TEXT_COLUMNS = ("text", "caption", "txt", "json")
@@ -195,15 +200,21 @@ def to_sample(
     timeout: float = 10.0,
     max_pixels: int = DEFAULT_MAX_PIXELS,
     max_bytes: int = DEFAULT_MAX_BYTES,
+    allow_local_files: bool | str | Iterable[str] | None = None,
+    allow_private_urls: bool | str | Iterable[str] | None = None,
 ) -> Sample:
     """Turn one row into a :class:`Sample`, or raise :class:`SampleError` with a short reason.
 
     ``columns`` overrides detection (detect once per dataset with :meth:`ColumnMap.detect` to skip the per-row
     detection). ``max_images`` keeps the first images of a document in reading order and drops the rest
-    unloaded. ``on_image_error`` decides what a document whose images failed to load gets: ``"fail_if_all"``
-    (default) fails it when none of its images loaded, ``"fail"`` when any failed, ``"score_rest"`` never.
-    ``image_root`` resolves relative paths (and mmc4 ``image_name``). The other options go to
-    :func:`load_image`. ``sample.meta`` holds ``schema`` and ``dropped`` (reasons for removed image slots).
+    unloaded (None: ``DEFAULT_MAX_IMAGES`` = 64). ``on_image_error`` decides what a document whose images
+    failed to load gets: ``"fail_if_all"`` (default) fails it when none of its images loaded, ``"fail"`` when
+    any failed, ``"score_rest"`` never.
+    ``image_root`` resolves relative paths (and mmc4 ``image_name``). A row is untrusted data: its local paths
+    are read only inside ``image_root`` (the current folder when None) unless ``allow_local_files`` says
+    otherwise, and its URLs reach public addresses only unless ``allow_private_urls`` (docs/security.md).
+    The other options go to :func:`load_image`. ``sample.meta`` holds ``schema`` and ``dropped`` (reasons for
+    removed image slots).
 
     A document-layout row whose ``kind`` column says ``"caption"`` (the synthetic builder's ``joint`` config
     stores captions as two slots) is read as a caption, so it gets the caption prompt.
@@ -217,12 +228,15 @@ def to_sample(
     """
     if not hasattr(row, "keys"):
         raise SampleError(f"row: expected a mapping, got {type(row).__name__}")
+    max_images = DEFAULT_MAX_IMAGES if max_images is None else max_images
     cols = _columns_for(row, columns)
     missing = [name for name in cols.columns if name not in row]
     if missing:
         raise SampleError(f"row: missing column {missing[0]!r} (has {sorted(map(str, row.keys()))})")
     load = functools.partial(
-        load_image, timeout=timeout, max_pixels=max_pixels, max_bytes=max_bytes, root=image_root
+        load_image, timeout=timeout, max_pixels=max_pixels, max_bytes=max_bytes,
+        root=os.getcwd() if image_root is None else image_root,  # rows never get the trusted (root=None) reading
+        allow_local_files=allow_local_files, allow_private_urls=allow_private_urls,
     )
     if cols.schema == "caption":
         is_json = cols.text.lower() == "json"
@@ -288,7 +302,18 @@ def _caption_text(value: Any, is_json: bool) -> str:
         raise SampleError(f"caption: text must be a string, got {type(value).__name__}")
     if not value.strip():
         raise SampleError("caption: empty text")
-    return value
+    return _unicode_text(value, "caption")
+
+
+def _unicode_text(text: str, label: str) -> str:
+    """``text`` if it can be written as UTF-8; a lone surrogate (JSON ``"\\ud800"``) would fail the tokenizer
+    or the output writer later, for the whole batch, so it is this row's error now."""
+    if not text.isascii():
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError:
+            raise SampleError(f"{label}: text is not valid Unicode (lone surrogate)") from None
+    return text
 
 
 def _json_caption(value: Any) -> Any:
@@ -297,6 +322,8 @@ def _json_caption(value: Any) -> Any:
             value = json.loads(value)
         except json.JSONDecodeError as err:
             raise SampleError("caption: json column is not valid JSON") from err
+        except RecursionError:  # a value nested thousands of levels deep
+            raise SampleError("caption: json column nested too deeply") from None
     if not isinstance(value, Mapping):
         raise SampleError(f"caption: json column must be an object, got {type(value).__name__}")
     return value.get("caption", value.get("text"))
@@ -352,7 +379,7 @@ def _obelics_slots(texts: Any, images: Any) -> list[_Slot]:
 def _slot_text(text: Any, label: str) -> str:
     if not isinstance(text, str):
         raise SampleError(f"{label}: must be a string, got {type(text).__name__}")
-    return text
+    return _unicode_text(text, label)
 
 
 def _mmc4_slots(text_list: Any, image_info: Any, has_root: bool) -> tuple[list[_Slot], list[str]]:
