@@ -66,6 +66,7 @@ class _SlowImages(http.server.SimpleHTTPRequestHandler):
 def slow_server(tmp_path, monkeypatch):
     for name in ("http_proxy", "https_proxy", "HTTP_PROXY", "HTTPS_PROXY", "all_proxy", "ALL_PROXY"):
         monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("UNIFILTER_ALLOW_PRIVATE_URLS", "127.0.0.0/8")  # rows may reach loopback on this opt-in
     (tmp_path / "coffee.jpg").write_bytes(jpeg("coffee"))
     _SlowImages.max_inflight = 0
     handler = functools.partial(_SlowImages, directory=str(tmp_path))

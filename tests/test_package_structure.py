@@ -44,7 +44,8 @@ def _imports(path: Path) -> set[str]:
 LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("model", ("configuration_unifilter", "modeling_unifilter", "processing_unifilter", "sample",
                "image_conversion", "levels", "errors", "losses", "version", "official.layout")),
-    ("inputs", ("image_loading", "row_layouts", "quality_metrics", "calibration", "metrics")),
+    ("inputs", ("image_loading", "local_files", "safe_fetch", "row_layouts", "quality_metrics", "calibration",
+                "metrics")),
     ("sources", ("sources",)),
     ("scoring", ("scoring", "scoring_settings", "pipeline_unifilter", "filtering", "fingerprint", "tiny")),
     ("jobs", ("curation", "training", "synthesis", "datasets_builder", "official")),

@@ -68,6 +68,7 @@ def load_image(
     allow_private_urls: bool | str | Iterable[str] | None = None,
     max_decoded_bytes: int = DEFAULT_MAX_DECODED_BYTES,
     max_side: int | None = DEFAULT_MAX_SIDE,
+    fetch_urls: bool = True,
 ) -> Image.Image:
     """Load, fully decode and normalize one image to RGB, or raise :class:`SampleError`.
 
@@ -82,7 +83,8 @@ def load_image(
     are fetched by :mod:`.safe_fetch`: http(s) only, public addresses only unless ``allow_private_urls``
     (``True`` or networks such as ``"127.0.0.0/8"``), ``timeout`` seconds in total, at most ``max_bytes``.
     Both opt-ins default to the environment (``UNIFILTER_ALLOW_LOCAL_FILES``, ``UNIFILTER_ALLOW_PRIVATE_URLS``).
-    Only regular files are read, at most ``max_bytes`` bytes.
+    Only regular files are read, at most ``max_bytes`` bytes. ``fetch_urls=False`` refuses URLs ("not fetched
+    again": the report shows what was scored, it does not fetch a second time).
 
     Budgets: images over ``max_pixels``, or whose decoded buffer (bit depth and channels counted) would exceed
     ``max_decoded_bytes``, are refused from their header, before decoding. A loaded image larger than
@@ -98,7 +100,7 @@ def load_image(
         ...     print(err.reason)
         image: not a recognized image format
     """
-    access = _Access(timeout, max_bytes, root, allow_local_files, allow_private_urls)
+    access = _Access(timeout, max_bytes, root, allow_local_files, allow_private_urls, fetch_urls)
     source = _read_source(obj, access)
     image = source if isinstance(source, Image.Image) else _open(source)
     _check_size(image, max_pixels, max_decoded_bytes)
@@ -130,6 +132,7 @@ class _Access:
     root: str | os.PathLike | None
     allow_local_files: Any
     allow_private_urls: Any
+    fetch_urls: bool = True
 
 
 def _read_source(obj: Any, access: _Access):
@@ -161,6 +164,8 @@ def _read_source(obj: Any, access: _Access):
 def _read_string(text: str, access: _Access) -> bytes:
     lowered = text[:16].lower()
     if lowered.startswith(("http://", "https://")):
+        if not access.fetch_urls:
+            raise SampleError("image: URL not fetched again (each URL is fetched once, when the job scores it)")
         return fetch_url(
             text, timeout=access.timeout, max_bytes=access.max_bytes, allow_private_urls=access.allow_private_urls
         )

@@ -26,6 +26,10 @@ class MultimodalQualityScoringPipeline(Pipeline):
 
     Parameters (at creation or per call): `threshold`, `max_length`, `image_timeout`, `max_images`,
     `on_image_error` (see docs/input_handling.md). Anything else raises `TypeError`.
+
+    Trust (docs/security.md): inputs you pass yourself are yours, so their local paths are read as given; the
+    rows of a `datasets` dataset passed whole are data, read like `score` reads them (local paths only inside
+    the current folder, no private addresses) unless the opt-ins say otherwise.
     """
 
     _load_processor = True
@@ -43,7 +47,7 @@ class MultimodalQualityScoringPipeline(Pipeline):
             self._sanitize_parameters(**kwargs)  # an empty call still refuses unknown parameters
             return []
         if _is_datasets_dataset(inputs):  # rows in order, like a streaming dataset (not one big input)
-            inputs = (row for row in inputs)
+            inputs = (_DataRow(row) for row in inputs)
         return super().__call__(inputs, *args, **kwargs)
 
     def _sanitize_parameters(
@@ -62,7 +66,8 @@ class MultimodalQualityScoringPipeline(Pipeline):
         return preprocess, {}, postprocess
 
     def preprocess(self, inputs, max_length=None, row_options=None):
-        sample, reason = try_to_sample(inputs, **(row_options or {}))
+        trusted = {} if isinstance(inputs, _DataRow) else {"allow_local_files": True}
+        sample, reason = try_to_sample(inputs, **trusted, **(row_options or {}))
         if sample is None:
             # A one-token stand-in keeps the row in the batch; postprocess reports the error instead.
             encoded = {"input_ids": torch.tensor([[self.processor.tokenizer.eos_token_id or 0]]),
@@ -150,3 +155,7 @@ def register_pipeline() -> None:
 
 
 __all__ = ["MultimodalQualityScoringPipeline", "register_pipeline", "save_scoring_checkpoint"]
+
+
+class _DataRow(dict):
+    """A row that came from a dataset (untrusted), not from the caller's own arguments."""

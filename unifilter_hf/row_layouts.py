@@ -202,6 +202,7 @@ def to_sample(
     max_bytes: int = DEFAULT_MAX_BYTES,
     allow_local_files: bool | str | Iterable[str] | None = None,
     allow_private_urls: bool | str | Iterable[str] | None = None,
+    fetch_urls: bool = True,
 ) -> Sample:
     """Turn one row into a :class:`Sample`, or raise :class:`SampleError` with a short reason.
 
@@ -236,7 +237,7 @@ def to_sample(
     load = functools.partial(
         load_image, timeout=timeout, max_pixels=max_pixels, max_bytes=max_bytes,
         root=os.getcwd() if image_root is None else image_root,  # rows never get the trusted (root=None) reading
-        allow_local_files=allow_local_files, allow_private_urls=allow_private_urls,
+        allow_local_files=allow_local_files, allow_private_urls=allow_private_urls, fetch_urls=fetch_urls,
     )
     if cols.schema == "caption":
         is_json = cols.text.lower() == "json"
