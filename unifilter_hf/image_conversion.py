@@ -23,7 +23,7 @@ _TRANSPARENT_MODES = {"RGBA", "LA", "PA", "RGBa", "La"}
 _UINT16_MODES = {"I;16", "I;16L", "I;16B", "I;16N"}
 # Bytes per pixel of Pillow's own buffer (multi-band 8-bit modes are stored in 32 bits per pixel).
 _STORAGE = {"1": 1, "L": 1, "P": 1, "I": 4, "F": 4, **{mode: 2 for mode in _UINT16_MODES}}
-_STRIP_PIXELS = 1 << 20  # numeric modes are converted a strip at a time: no full-size float copy
+_STRIP_PIXELS = 1 << 18  # numeric modes are converted a strip at a time: no full-size float copy
 
 
 def decoded_bytes_per_pixel(mode: str) -> int:
@@ -60,14 +60,13 @@ def to_rgb(image: Image.Image) -> Image.Image:
     if mode == "RGB":
         return image
     if mode in _UINT16_MODES:
-        return _gray_to_rgb(image, lambda values: values / 257.0)
+        return _gray_to_rgb(image, divide=257.0)
     if mode == "I":
         low, high = _extrema(image)
-        return _gray_to_rgb(image, (lambda values: values / 257.0) if high > 255 else (lambda values: values))
+        return _gray_to_rgb(image, divide=257.0 if high > 255 else 1.0)
     if mode == "F":
         low, high = _extrema(image)
-        in_unit_range = low >= 0.0 and high <= 1.0
-        return _gray_to_rgb(image, (lambda values: values * 255.0) if in_unit_range else (lambda values: values))
+        return _gray_to_rgb(image, multiply=255.0 if low >= 0.0 and high <= 1.0 else 1.0)
     if mode in _TRANSPARENT_MODES or "transparency" in image.info:
         rgba = (image.convert("LA") if mode == "La" else image).convert("RGBA")
         background = Image.new("RGBA", rgba.size, (*TRANSPARENCY_FILL, 255))
@@ -81,7 +80,7 @@ def _strips(image: Image.Image):
     rows = max(1, _STRIP_PIXELS // max(width, 1))
     for top in range(0, height, rows):
         strip = image.crop((0, top, width, min(height, top + rows)))
-        yield top, np.nan_to_num(np.asarray(strip, dtype=np.float64))
+        yield top, np.nan_to_num(np.asarray(strip, dtype=np.float64), copy=False)
 
 
 def _extrema(image: Image.Image) -> tuple[float, float]:
@@ -92,8 +91,11 @@ def _extrema(image: Image.Image) -> tuple[float, float]:
     return (low, high) if low <= high else (0.0, 0.0)
 
 
-def _gray_to_rgb(image: Image.Image, scale) -> Image.Image:
+def _gray_to_rgb(image: Image.Image, divide: float = 1.0, multiply: float = 1.0) -> Image.Image:
     gray = np.empty((image.height, image.width), dtype=np.uint8)
-    for top, values in _strips(image):
-        gray[top : top + values.shape[0]] = np.clip(np.rint(scale(values)), 0, 255).astype(np.uint8)
+    for top, values in _strips(image):  # in place: one float strip at a time
+        np.divide(values, divide, out=values)
+        np.multiply(values, multiply, out=values)
+        np.clip(np.rint(values, out=values), 0, 255, out=values)
+        gray[top : top + values.shape[0]] = values
     return Image.fromarray(gray).convert("RGB")
