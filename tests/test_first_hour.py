@@ -140,7 +140,9 @@ def test_score_command_reads_hub_style_parquet_undecoded(hub_style_parquet, mode
 
 
 # -- 3. documents that lost images say so -----------------------------------------------------------------------
-def test_lost_and_cut_images_are_counted_everywhere(default_model, tmp_path, caplog):
+def test_lost_and_cut_images_are_counted_everywhere(default_model, tmp_path, caplog, monkeypatch):
+    # The in-memory dataset's rows name files by absolute paths in tmp_path: rows read them on this opt-in.
+    monkeypatch.setenv("UNIFILTER_ALLOW_LOCAL_FILES", str(tmp_path))
     for name in ["coffee", "china", "rocket", "flower", "chelsea"]:
         (tmp_path / f"{name}.jpg").write_bytes(jpeg(name))
     (tmp_path / "truncated.jpg").write_bytes(truncated_jpeg()[:300])
