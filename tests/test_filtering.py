@@ -46,6 +46,13 @@ def _dataset(cases, schema):
     return datasets.Dataset.from_list(rows, features=features), kinds
 
 
+@pytest.fixture(autouse=True)
+def _opt_ins(monkeypatch, tmp_path_factory):
+    """The bad rows name files in pytest's temp folder and a closed port on loopback: the opt-ins name both."""
+    monkeypatch.setenv("UNIFILTER_ALLOW_LOCAL_FILES", str(tmp_path_factory.getbasetemp()))
+    monkeypatch.setenv("UNIFILTER_ALLOW_PRIVATE_URLS", "127.0.0.0/8")
+
+
 @pytest.fixture(scope="module")
 def fixture_sets(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("rows")

@@ -44,7 +44,8 @@ def _imports(path: Path) -> set[str]:
 LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("model", ("configuration_unifilter", "modeling_unifilter", "processing_unifilter", "sample",
                "image_conversion", "levels", "errors", "quality_losses", "version", "official.layout")),
-    ("inputs", ("image_loading", "document_slots", "row_layouts", "quality_metrics", "calibration", "metrics")),
+    ("inputs", ("image_loading", "local_files", "safe_fetch", "document_slots", "row_layouts", "quality_metrics",
+                "calibration", "metrics")),
     ("sources", ("sources",)),
     ("scoring", (
         "scoring", "scoring_settings", "pipeline_unifilter", "filtering", "batch_formats", "fingerprint", "tiny",

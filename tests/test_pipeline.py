@@ -36,7 +36,8 @@ def photo_server(tmp_path_factory):
     server.shutdown()
 
 
-def test_every_image_form_gives_the_same_score(model_dir, tmp_path, photo_server):
+def test_every_image_form_gives_the_same_score(model_dir, tmp_path, photo_server, monkeypatch):
+    monkeypatch.setenv("UNIFILTER_ALLOW_PRIVATE_URLS", "127.0.0.0/8")  # the photo server is on loopback
     pipe = pipeline("multimodal-quality-scoring", model=str(model_dir), device="cpu")
     data = jpeg("coffee")
     path = tmp_path / "coffee.jpg"
@@ -143,7 +144,9 @@ def test_saved_pipeline_runs_as_remote_code_in_a_fresh_process(model_dir, tmp_pa
     assert json.loads(run.stdout.strip().splitlines()[-1])["score"] == pytest.approx(expected, abs=1e-6)
 
 
-def test_lost_and_cut_images_are_counted_everywhere(default_model, tmp_path, caplog):
+def test_lost_and_cut_images_are_counted_everywhere(default_model, tmp_path, caplog, monkeypatch):
+    # The in-memory dataset's rows name files by absolute paths in tmp_path: rows read them on this opt-in.
+    monkeypatch.setenv("UNIFILTER_ALLOW_LOCAL_FILES", str(tmp_path))
     for name in ["coffee", "china", "rocket", "flower", "chelsea"]:
         (tmp_path / f"{name}.jpg").write_bytes(jpeg(name))
     (tmp_path / "truncated.jpg").write_bytes(truncated_jpeg()[:300])

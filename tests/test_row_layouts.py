@@ -28,6 +28,8 @@ def _no_proxy(monkeypatch):
     """Local test servers must be reached directly, whatever proxy the machine has."""
     for name in ("http_proxy", "https_proxy", "HTTP_PROXY", "HTTPS_PROXY", "all_proxy", "ALL_PROXY"):
         monkeypatch.delenv(name, raising=False)
+    # The servers these tests start listen on loopback, which rows may reach only on this opt-in.
+    monkeypatch.setenv("UNIFILTER_ALLOW_PRIVATE_URLS", "127.0.0.0/8")
 
 
 def reason_of(obj, **kwargs) -> str:
@@ -463,12 +465,15 @@ def test_non_mapping_row():
 @pytest.fixture(scope="module")
 def cases(tmp_path_factory):
     root = tmp_path_factory.mktemp("rows")
-    return badrows.bad_rows(root), badrows.good_rows(root)
+    return badrows.bad_rows(root), badrows.good_rows(root), root
 
 
-def _outcome(case: badrows.RowCase, row) -> str | None:
-    """None when ``row`` behaves as ``case`` says, else a description of the mismatch."""
-    sample, reason = try_to_sample(row)
+def _outcome(case: badrows.RowCase, row, root) -> str | None:
+    """None when ``row`` behaves as ``case`` says, else a description of the mismatch.
+
+    The rows name their files by absolute paths inside ``root``, the data folder they are read from.
+    """
+    sample, reason = try_to_sample(row, image_root=root)
     if case.expect == "error":
         return None if reason is not None and case.reason in reason else f"got {reason or sample.meta}"
     if reason is not None:
@@ -481,11 +486,11 @@ def _outcome(case: badrows.RowCase, row) -> str | None:
 
 
 def test_bad_rows_cover_at_least_15_kinds_with_expected_outcomes(cases):
-    bad, good = cases
+    bad, good, root = cases
     assert len({c.kind for c in bad}) == len(bad) >= 15
     assert {c.expect for c in bad} == {"ok", "error"} and {c.expect for c in good} == {"ok"}
     assert {c.schema for c in bad} >= {"caption", "document", "mmc4"}
-    failures = {c.kind: _outcome(c, c.row) for c in bad + good}
+    failures = {c.kind: _outcome(c, c.row, root) for c in bad + good}
     assert {kind: msg for kind, msg in failures.items() if msg} == {}
 
 
@@ -493,12 +498,12 @@ def test_rows_survive_a_datasets_round_trip(cases):
     """Each row alone makes a one-row ``datasets.Dataset`` and reads back with the same outcome."""
     from datasets import Dataset
 
-    bad, good = cases
+    bad, good, root = cases
     failures = {}
     for case in bad + good:
         if not case.arrow:
             continue
         row = Dataset.from_list([case.row])[0]
-        if message := _outcome(case, row):
+        if message := _outcome(case, row, root):
             failures[case.kind] = message
     assert failures == {}

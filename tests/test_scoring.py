@@ -166,6 +166,7 @@ class _Staggered(SlowImages):
 def test_concurrent_reading_keeps_the_order(loaded, tmp_path, monkeypatch):
     for name in ("http_proxy", "https_proxy", "HTTP_PROXY", "HTTPS_PROXY", "all_proxy", "ALL_PROXY"):
         monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("UNIFILTER_ALLOW_PRIVATE_URLS", "127.0.0.0/8")  # the photo server is on loopback
     for name in NAMES:
         (tmp_path / f"{name}.jpg").write_bytes(jpeg(name))
     local = [{"image": image_dict(jpeg(name)), "text": f"Photo {i}: {name}."} for i, name in enumerate(NAMES * 2)]

@@ -36,6 +36,17 @@ _DESIGNED_DROPS = (": 1-pixel image", ": over max_images=")
 _Slot = tuple
 
 
+def unicode_text(text: str, label: str) -> str:
+    """``text`` if it can be written as UTF-8; a lone surrogate (JSON ``"\\ud800"``) would fail the tokenizer
+    or the output writer later, for the whole batch, so it is this row's error now."""
+    if not text.isascii():
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError:
+            raise SampleError(f"{label}: text is not valid Unicode (lone surrogate)") from None
+    return text
+
+
 def as_list(value: Any, what: str) -> list:
     if isinstance(value, (list, tuple)):
         return list(value)
@@ -65,7 +76,7 @@ def obelics_slots(texts: Any, images: Any) -> list[_Slot]:
 def _slot_text(text: Any, label: str) -> str:
     if not isinstance(text, str):
         raise SampleError(f"{label}: must be a string, got {type(text).__name__}")
-    return text
+    return unicode_text(text, label)
 
 
 def mmc4_slots(text_list: Any, image_info: Any, has_root: bool | str | None) -> tuple[list[_Slot], list[str]]:

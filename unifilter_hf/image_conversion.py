@@ -14,13 +14,29 @@ from __future__ import annotations
 import numpy as np
 from PIL import Image
 
-__all__ = ["TRANSPARENCY_FILL", "array_to_image", "is_array", "to_rgb"]
+__all__ = ["TRANSPARENCY_FILL", "array_to_image", "decoded_bytes_per_pixel", "is_array", "to_rgb"]
 
 # Transparent web graphics are drawn to be seen on a light page; white reproduces what the reader saw.
 TRANSPARENCY_FILL = (255, 255, 255)
 
 _TRANSPARENT_MODES = {"RGBA", "LA", "PA", "RGBa", "La"}
 _UINT16_MODES = {"I;16", "I;16L", "I;16B", "I;16N"}
+# Bytes per pixel of Pillow's own buffer (multi-band 8-bit modes are stored in 32 bits per pixel).
+_STORAGE = {"1": 1, "L": 1, "P": 1, "I": 4, "F": 4, **{mode: 2 for mode in _UINT16_MODES}}
+_STRIP_PIXELS = 1 << 18  # numeric modes are converted a strip at a time: no full-size float copy
+
+
+def decoded_bytes_per_pixel(mode: str) -> int:
+    """Memory one pixel of ``mode`` costs to decode and convert with :func:`to_rgb` (buffer + RGB result).
+
+    Example:
+        >>> decoded_bytes_per_pixel("RGB"), decoded_bytes_per_pixel("F")
+        (4, 8)
+    """
+    if mode == "RGB":
+        return 4
+    extra = 12 if mode in _TRANSPARENT_MODES or mode == "P" else 4  # composite: RGBA + background + RGB
+    return _STORAGE.get(mode, 4) + extra
 
 
 def to_rgb(image: Image.Image) -> Image.Image:
@@ -44,14 +60,13 @@ def to_rgb(image: Image.Image) -> Image.Image:
     if mode == "RGB":
         return image
     if mode in _UINT16_MODES:
-        return _gray_to_rgb(np.asarray(image, dtype=np.float64) / 257.0)
+        return _gray_to_rgb(image, divide=257.0)
     if mode == "I":
-        values = np.asarray(image, dtype=np.float64)
-        return _gray_to_rgb(values / 257.0 if values.size and values.max() > 255 else values)
+        low, high = _extrema(image)
+        return _gray_to_rgb(image, divide=257.0 if high > 255 else 1.0)
     if mode == "F":
-        values = np.nan_to_num(np.asarray(image, dtype=np.float64))
-        in_unit_range = values.size and values.min() >= 0.0 and values.max() <= 1.0
-        return _gray_to_rgb(values * 255.0 if in_unit_range else values)
+        low, high = _extrema(image)
+        return _gray_to_rgb(image, multiply=255.0 if low >= 0.0 and high <= 1.0 else 1.0)
     if mode in _TRANSPARENT_MODES or "transparency" in image.info:
         rgba = (image.convert("LA") if mode == "La" else image).convert("RGBA")
         background = Image.new("RGBA", rgba.size, (*TRANSPARENCY_FILL, 255))
@@ -59,10 +74,31 @@ def to_rgb(image: Image.Image) -> Image.Image:
     return image.convert("RGB")
 
 
-def _gray_to_rgb(values: np.ndarray) -> Image.Image:
-    gray = np.clip(np.rint(values), 0, 255).astype(np.uint8)
-    return Image.fromarray(gray).convert("RGB")
+def _strips(image: Image.Image):
+    """``(top, float64 values)`` per horizontal strip, NaN and infinities mapped as ``np.nan_to_num`` does."""
+    width, height = image.size
+    rows = max(1, _STRIP_PIXELS // max(width, 1))
+    for top in range(0, height, rows):
+        strip = image.crop((0, top, width, min(height, top + rows)))
+        yield top, np.nan_to_num(np.asarray(strip, dtype=np.float64), copy=False)
 
+
+def _extrema(image: Image.Image) -> tuple[float, float]:
+    low, high = np.inf, -np.inf
+    for _, values in _strips(image):
+        if values.size:
+            low, high = min(low, float(values.min())), max(high, float(values.max()))
+    return (low, high) if low <= high else (0.0, 0.0)
+
+
+def _gray_to_rgb(image: Image.Image, divide: float = 1.0, multiply: float = 1.0) -> Image.Image:
+    gray = np.empty((image.height, image.width), dtype=np.uint8)
+    for top, values in _strips(image):  # in place: one float strip at a time
+        np.divide(values, divide, out=values)
+        np.multiply(values, multiply, out=values)
+        np.clip(np.rint(values, out=values), 0, 255, out=values)
+        gray[top : top + values.shape[0]] = values
+    return Image.fromarray(gray).convert("RGB")
 
 
 def is_array(obj: object) -> bool:

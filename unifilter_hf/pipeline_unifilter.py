@@ -35,6 +35,11 @@ class MultimodalQualityScoringPipeline(Pipeline):
     Rows are scored by the package's one batch path (`QualityScorer.score_read`): read in threads, then
     length-sorted micro-batches of `batch_size` (default 1, as for every pipeline), a failed one retried
     row by row. `preprocess` hands the row on unread, `_forward` runs the scorer, `postprocess` makes the dicts.
+
+    Trust (docs/security.md): inputs you pass yourself are yours, so their local paths are read as given; the
+    rows of a `datasets` dataset passed whole are data, read as `score` reads them (local paths only inside
+    the current folder) unless the opt-ins say otherwise. URLs reach public addresses only, either way, unless
+    `$UNIFILTER_ALLOW_PRIVATE_URLS` names the private networks allowed.
     """
 
     _load_processor = True
@@ -55,10 +60,12 @@ class MultimodalQualityScoringPipeline(Pipeline):
             return []
         if _is_datasets_dataset(inputs):  # rows in order, like a streaming dataset (not one big input)
             inputs = (row for row in inputs)
+            kwargs["_rows_from_data"] = True
         return super().__call__(inputs, *args, **kwargs)
 
     def _sanitize_parameters(
-        self, threshold=None, max_length=None, image_timeout=None, max_images=None, on_image_error=None, **kwargs
+        self, threshold=None, max_length=None, image_timeout=None, max_images=None, on_image_error=None,
+        _rows_from_data=False, **kwargs
     ):
         if kwargs:
             raise TypeError(
@@ -68,7 +75,9 @@ class MultimodalQualityScoringPipeline(Pipeline):
         options = {"max_length": max_length, "image_timeout": image_timeout, "max_images": max_images,
                    "on_image_error": on_image_error}
         postprocess = {} if threshold is None else {"threshold": threshold}
-        return {}, {k: v for k, v in options.items() if v is not None}, postprocess
+        forward = {k: v for k, v in options.items() if v is not None}
+        forward["allow_local_files"] = None if _rows_from_data else True  # the caller's own paths are trusted
+        return {}, forward, postprocess
 
     @property
     def scorer(self) -> QualityScorer:

@@ -16,6 +16,8 @@ from .sample import Sample
 _IMAGE_SLOT = -1
 
 
+_CHARS_PER_TOKEN = 16
+
 class UniFilterProcessor(ProcessorMixin):
     r"""Turns [`Sample`]s (captions or OBELICS-style documents) into UniFilter model inputs.
 
@@ -118,10 +120,14 @@ class UniFilterProcessor(ProcessorMixin):
         return "\n\n".join(slots), images
 
     # -- ids -----------------------------------------------------------------------------------------------
-    def _unspliced_ids(self, prompts: Sequence[str]) -> list[list[int]]:
+    def _unspliced_ids(self, prompts: Sequence[str], max_length: int | None = None) -> list[list[int]]:
         """Token ids per prompt with one `_IMAGE_SLOT` per image and the BOS/EOS rule applied."""
         chunked = [p.split(self.image_token) for p in prompts]
-        flat = [c for chunks in chunked for c in chunks]
+        # Text is untrusted and tokenizing 100 MiB takes tens of GB: a chunk is cut to a bound proportional to
+        # max_length first (no token spans more than _CHARS_PER_TOKEN characters in practice, so the cut text
+        # still fills max_length and the model sees the same tokens).
+        limit = _CHARS_PER_TOKEN * max(max_length or 0, self.max_length)
+        flat = [c[:limit] for chunks in chunked for c in chunks]
         encoded = iter(self.tokenizer(flat, add_special_tokens=False)["input_ids"]) if flat else iter(())
         bos, eos = self.tokenizer.bos_token_id, self.tokenizer.eos_token_id
         rows = []
@@ -138,9 +144,11 @@ class UniFilterProcessor(ProcessorMixin):
             rows.append(ids)
         return rows
 
-    def _prompt_ids(self, samples: Sequence[Sample], prompts: Sequence[str]) -> list[list[int]]:
+    def _prompt_ids(
+        self, samples: Sequence[Sample], prompts: Sequence[str], max_length: int | None = None
+    ) -> list[list[int]]:
         """Unspliced ids per sample, with the optional official caption cut applied."""
-        rows = self._unspliced_ids(prompts)
+        rows = self._unspliced_ids(prompts, max_length)
         if self.caption_max_ids:
             rows = [ids[: self.caption_max_ids] if s.kind == "caption" else ids for s, ids in zip(samples, rows)]
         return rows
@@ -189,7 +197,9 @@ class UniFilterProcessor(ProcessorMixin):
         """
         max_length = max_length or self.max_length
         prompts = [self.format_prompt(s)[0] for s in samples]
-        return [min(max_length, self._spliced_length(ids)) for ids in self._prompt_ids(samples, prompts)]
+        return [
+            min(max_length, self._spliced_length(ids)) for ids in self._prompt_ids(samples, prompts, max_length)
+        ]
 
     def pixel_values(self, images: list[Image.Image]) -> torch.Tensor:
         """The image step alone: images -> `(images, 3, H, W)` model pixels (RGB, optional square pad, SigLIP).
@@ -264,7 +274,7 @@ class UniFilterProcessor(ProcessorMixin):
 
         prompts, row_images = zip(*(self.format_prompt(s) for s in samples)) if samples else ((), ())
         rows, all_images, counts = [], [], []
-        for ids, imgs in zip(self._prompt_ids(samples, prompts), row_images):
+        for ids, imgs in zip(self._prompt_ids(samples, prompts, max_length), row_images):
             spliced, kept = self._splice(ids, cut_at, mode)
             rows.append(spliced)
             all_images.extend(imgs[:kept])

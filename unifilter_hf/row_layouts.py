@@ -52,6 +52,7 @@ from .document_slots import (
     assemble_document,
     mmc4_slots,
     obelics_slots,
+    unicode_text,
 )
 from .errors import UniFilterError
 from .image_loading import DEFAULT_MAX_BYTES, DEFAULT_MAX_PIXELS, load_image
@@ -59,6 +60,7 @@ from .sample import Sample, SampleError
 
 __all__ = [
     "IMAGE_ERROR_POLICIES",
+    "DEFAULT_MAX_IMAGES",
     "ColumnMap",
     "ImageErrorPolicy",
     "SchemaError",
@@ -69,6 +71,10 @@ __all__ = [
 
 
 Schema = Literal["caption", "document", "mmc4"]
+# Images a document may load when the caller sets no max_images: the default max_length (8192) holds at most
+# 56 image blocks of 144 tokens, so more are cut before the model anyway; loading them only costs memory.
+DEFAULT_MAX_IMAGES = 64
+
 _CAPTION_IMAGE_COLUMNS = ("image", "jpg", "jpeg", "png", "webp", "gif", "bmp", "tif", "tiff", "img", "image_url")
 _CAPTION_TEXT_COLUMNS = ("text", "caption", "txt", "json")
 _GROUPS = {"caption": ("image", "text"), "document": ("images", "texts"), "mmc4": ("text_list", "image_info")}
@@ -194,15 +200,22 @@ def to_sample(
     timeout: float = 10.0,
     max_pixels: int = DEFAULT_MAX_PIXELS,
     max_bytes: int = DEFAULT_MAX_BYTES,
+    allow_local_files: bool | str | Iterable[str] | None = None,
+    allow_private_urls: bool | str | Iterable[str] | None = None,
+    fetch_urls: bool = True,
 ) -> Sample:
     """Turn one row into a :class:`Sample`, or raise :class:`SampleError` with a short reason.
 
     ``columns`` overrides detection (detect once per dataset with :meth:`ColumnMap.detect` to skip the per-row
     detection). ``max_images`` keeps the first images of a document in reading order and drops the rest
-    unloaded. ``on_image_error`` decides what a document whose images failed to load gets: ``"fail_if_all"``
-    (default) fails it when none of its images loaded, ``"fail"`` when any failed, ``"score_rest"`` never.
+    unloaded (None: ``DEFAULT_MAX_IMAGES`` = 64). ``on_image_error`` decides what a document whose images
+    failed to load gets: ``"fail_if_all"`` (default) fails it when none of its images loaded, ``"fail"`` when
+    any failed, ``"score_rest"`` never.
     ``image_root`` resolves relative paths and mmc4 ``image_name``; ``data_root`` (the row's data file folder)
-    relative paths only. Other options go to :func:`load_image`. ``sample.meta``: ``schema``, ``dropped`` reasons.
+    relative paths only. A row is untrusted data: its local paths are read only inside that root (the current
+    folder when both are None) unless ``allow_local_files`` says otherwise, and its URLs reach public addresses
+    only unless ``allow_private_urls`` (docs/security.md). The other options go to :func:`load_image`.
+    ``sample.meta`` holds ``schema`` and ``dropped`` (reasons for removed image slots).
 
     A document-layout row whose ``kind`` column says ``"caption"`` (the synthetic builder's ``joint`` config
     stores captions as two slots) is read as a caption, so it gets the caption prompt.
@@ -216,12 +229,17 @@ def to_sample(
     """
     if not hasattr(row, "keys"):
         raise SampleError(f"row: expected a mapping, got {type(row).__name__}")
+    max_images = DEFAULT_MAX_IMAGES if max_images is None else max_images
     cols = _columns_for(row, columns)
     missing = [name for name in cols.columns if name not in row]
     if missing:
         raise SampleError(f"row: missing column {missing[0]!r} (has {sorted(map(str, row.keys()))})")
     root = image_root if image_root is not None else data_root
-    load = functools.partial(load_image, timeout=timeout, max_pixels=max_pixels, max_bytes=max_bytes, root=root)
+    load = functools.partial(
+        load_image, timeout=timeout, max_pixels=max_pixels, max_bytes=max_bytes,
+        root=os.getcwd() if root is None else root,  # rows never get the trusted (root=None) reading
+        allow_local_files=allow_local_files, allow_private_urls=allow_private_urls, fetch_urls=fetch_urls,
+    )
     if cols.schema == "caption":
         is_json = cols.text.lower() == "json"
         sample = _caption(row[cols.image], row[cols.text], text_is_json=is_json, load=load)
@@ -287,7 +305,7 @@ def _caption_text(value: Any, is_json: bool) -> str:
         raise SampleError(f"caption: text must be a string, got {type(value).__name__}")
     if not value.strip():
         raise SampleError("caption: empty text")
-    return value
+    return unicode_text(value, "caption")
 
 
 def _json_caption(value: Any) -> Any:
@@ -296,6 +314,8 @@ def _json_caption(value: Any) -> Any:
             value = json.loads(value)
         except json.JSONDecodeError as err:
             raise SampleError("caption: json column is not valid JSON") from err
+        except RecursionError:  # a value nested thousands of levels deep
+            raise SampleError("caption: json column nested too deeply") from None
     if not isinstance(value, Mapping):
         raise SampleError(f"caption: json column must be an object, got {type(value).__name__}")
     return value.get("caption", value.get("text"))

@@ -185,6 +185,8 @@ class QualityScorer:
         batch_size: rows per forward pass.
         columns: a `ColumnMap` (or dict) naming the row columns; detected from the first row otherwise.
         max_images / image_timeout / on_image_error / image_root: passed to `row_layouts.to_sample`.
+        allow_local_files / allow_private_urls: the opt-ins of `row_layouts.to_sample` for rows' local paths
+            outside their folder and URLs to private addresses (docs/security.md; None: the environment).
         read_workers: threads that read rows (fetch and decode images) at once.
         max_padding: most padded positions per real one in a micro-batch beyond which it ends early (None:
             batches of `batch_size` whatever the lengths). Padding costs decoder time, and a row alone lets
@@ -210,6 +212,8 @@ class QualityScorer:
         max_padding: float | None = 0.1,
         max_length: int | None = None,
         image_root: str | os.PathLike | None = None,
+        allow_local_files: bool | tuple[str, ...] | None = None,
+        allow_private_urls: bool | tuple[str, ...] | None = None,
     ):
         if batch_size < 1:
             raise ValueError(f"batch_size must be at least 1, got {batch_size}")
@@ -219,7 +223,8 @@ class QualityScorer:
         self.batch_size = batch_size
         self.columns = None if columns is None else ColumnMap.coerce(columns)
         self.row_options = {"max_images": max_images, "timeout": image_timeout, "on_image_error": on_image_error,
-                            "image_root": None if image_root is None else os.path.abspath(image_root)}
+                            "image_root": None if image_root is None else os.path.abspath(image_root),
+                            "allow_local_files": allow_local_files, "allow_private_urls": allow_private_urls}
         self.read_workers = read_workers
         self.max_padding = max_padding
         self.max_length = max_length
@@ -255,6 +260,8 @@ class QualityScorer:
             "image_timeout": self.row_options["timeout"], "on_image_error": self.row_options["on_image_error"],
             "read_workers": self.read_workers, "max_padding": self.max_padding, "max_length": self.max_length,
             "image_root": self.row_options["image_root"],
+            "allow_local_files": self.row_options["allow_local_files"],
+            "allow_private_urls": self.row_options["allow_private_urls"],
         }
 
     def with_options(self, **changes) -> QualityScorer:

@@ -56,6 +56,10 @@ class ScoringSettings:
             `curate` decodes in `--workers` processes instead). Not a command-line flag.
         max_padding: a micro-batch ends early where its padding would pass this fraction (None: never).
             Not a command-line flag.
+        allow_local_files: local paths rows may name besides their data folder: `True` (any) or folders
+            (`--allow-local-files FOLDER|all`); None reads `$UNIFILTER_ALLOW_LOCAL_FILES` (docs/security.md).
+        allow_private_urls: private networks row URLs may reach: `True` (all) or networks such as
+            `127.0.0.0/8` (`--allow-private-urls NETWORK|all`); None reads `$UNIFILTER_ALLOW_PRIVATE_URLS`.
 
     Example:
         >>> ScoringSettings(max_images=4).replace(batch_size=16).scoring_identity()["max_images"]
@@ -72,8 +76,12 @@ class ScoringSettings:
     image_root: str | None = None
     read_workers: int = 8
     max_padding: float | None = 0.1
+    allow_local_files: bool | tuple[str, ...] | None = None
+    allow_private_urls: bool | tuple[str, ...] | None = None
 
     def __post_init__(self) -> None:
+        for name in ("allow_local_files", "allow_private_urls"):
+            object.__setattr__(self, name, _opt_in(getattr(self, name), name))
         if isinstance(self.model, os.PathLike):
             object.__setattr__(self, "model", os.fspath(self.model))
         if self.image_root is not None:
@@ -138,6 +146,8 @@ class ScoringSettings:
             "image_root": self.image_root,
             "read_workers": self.read_workers,
             "max_padding": self.max_padding,
+            "allow_local_files": self.allow_local_files,
+            "allow_private_urls": self.allow_private_urls,
         }
 
     def build_scorer(self, model: Any = None, processor: Any = None):
@@ -160,6 +170,21 @@ class ScoringSettings:
         `curate`, its recipe) or the defaults."""
         given = {name: getattr(args, name) for name in _FLAGS if getattr(args, name, None) is not None}
         return (base or cls()).replace(**given)
+
+
+def _opt_in(value: Any, name: str) -> bool | tuple[str, ...] | None:
+    """``None``, ``True``/``False``, or a tuple of folders / networks (``"all"`` among them means ``True``)."""
+    if value is None or isinstance(value, bool):
+        return value
+    values = (value,) if isinstance(value, (str, os.PathLike)) else tuple(value)
+    values = tuple(os.fspath(v) for v in values)
+    if "all" in values:
+        return True
+    if name == "allow_private_urls":
+        from .safe_fetch import private_networks
+
+        private_networks(values)  # a typo in a network is an error now, not a refusal per row later
+    return values
 
 
 def _positive_int(text: str) -> int:
@@ -196,7 +221,7 @@ _FLAGS: dict[str, tuple[str, dict]] = {
                                       "images=imgs,texts=txt or text_list=..,image_info=.."}),
     "max_images": ("--max-images", {"type": _positive_int, "metavar": "N",
                                     "help": "read at most N images per document (the rest is dropped, and "
-                                            "counted in images_dropped; default: all)"}),
+                                            "counted in images_dropped; default: 64)"}),
     "image_timeout": ("--image-timeout", {"type": _positive_float, "metavar": "SECONDS",
                                           "help": f"per image URL fetch (default: {_DEFAULTS.image_timeout:g})"}),
     "on_image_error": ("--on-image-error", {"choices": list(IMAGE_ERROR_POLICIES),
@@ -206,6 +231,14 @@ _FLAGS: dict[str, tuple[str, dict]] = {
     "image_root": ("--image-root", {"metavar": "DIR",
                                     "help": "folder relative image paths and mmc4 image_name resolve against "
                                             "(default: the folder of each data file; docs/inputs.md)"}),
+    "allow_local_files": ("--allow-local-files", {"action": "append", "metavar": "FOLDER|all",
+                                                  "help": "let rows name local files in FOLDER (repeatable), or "
+                                                          "anywhere with 'all' (default: only inside the data "
+                                                          "folder; docs/security.md)"}),
+    "allow_private_urls": ("--allow-private-urls", {"action": "append", "metavar": "NETWORK|all",
+                                                    "help": "let row URLs reach a private network such as "
+                                                            "127.0.0.0/8 (repeatable), or every one with 'all' "
+                                                            "(default: public addresses only; docs/security.md)"}),
 }
 
 

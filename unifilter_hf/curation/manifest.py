@@ -96,7 +96,12 @@ def read_json(path: Path) -> Any:
 
 def check_or_write_manifest(layout: Layout, manifest: dict, *, overwrite: bool) -> None:
     """Start a job, or check that a restart matches the job already in ``layout``; else refuse."""
-    if overwrite and layout.root.exists():
+    if overwrite and layout.root.exists() and (not layout.root.is_dir() or any(layout.root.iterdir())):
+        if not _holds_a_job(layout):  # --overwrite deletes our job's folder, never a folder of someone's files
+            raise CurationError(
+                f"--overwrite refused: {layout.root} holds no curation job (no job manifest.json); "
+                "it only replaces a folder an earlier curate run wrote: choose another --output"
+            )
         shutil.rmtree(layout.root)
     if layout.manifest.exists():
         old = read_json(layout.manifest)
@@ -112,6 +117,15 @@ def check_or_write_manifest(layout: Layout, manifest: dict, *, overwrite: bool) 
         raise CurationError(f"{layout.root} is not empty and has no manifest.json: use another --output or --overwrite")
     layout.make()
     write_json_atomic(layout.manifest, manifest)
+
+
+def _holds_a_job(layout: Layout) -> bool:
+    """Whether ``layout.root`` is a folder with a manifest this package wrote (not just any manifest.json)."""
+    try:
+        old = read_json(layout.manifest) if layout.root.is_dir() else None
+    except (OSError, ValueError):
+        return False
+    return isinstance(old, dict) and "manifest_version" in old and "model_fingerprint" in old
 
 
 def _short(value: Any) -> str:

@@ -1,7 +1,9 @@
 """The example grid: rows of each score band as thumbnails and text excerpts, low bands with attribution.
 
 Thumbnails are JPEG data URIs inside the HTML, so the report is one file plus its PNG figures and never
-fetches anything.
+fetches anything. Example rows are read back from the source, but their URLs are not fetched again (what a
+server sends now may not be what was scored, and each URL is fetched once per job): such an image shows as
+"not fetched again". A row that cannot be drawn is shown with the reason instead of stopping the report.
 
 Example:
     >>> from PIL import Image
@@ -45,10 +47,12 @@ def excerpt(text: str, limit: int = 240) -> str:
 def _sample(run: RunData, example: Example) -> Sample | None:
     max_images = (run.manifest.get("scoring") or {}).get("max_images")
     try:
-        return to_sample(example.row, column_map(run), max_images=max_images)
+        return to_sample(example.row, column_map(run), max_images=max_images, fetch_urls=False)
     except SampleError as err:  # the source changed since scoring, or an image can no longer be read
         example.extra["error"] = f"cannot read this row again: {err.reason}"
-        return None
+    except Exception as err:  # noqa: BLE001 - one odd row (unknown schema, ...) must not cost the report
+        example.extra["error"] = f"cannot draw this row: {type(err).__name__}"
+    return None
 
 
 def _slots(sample: Sample, attribution: Attribution | None, image_size: int) -> list[dict]:
@@ -99,6 +103,10 @@ def build_examples(run: RunData, examples: Sequence[Example], scorer, explain_ba
     for ex in examples:
         sample = samples.get(id(ex))
         if sample is not None:
-            ex.extra["slots"] = _slots(sample, attributions.get(id(ex)), 160 if sample.kind == "caption" else 96)
+            try:
+                ex.extra["slots"] = _slots(sample, attributions.get(id(ex)), 160 if sample.kind == "caption" else 96)
+            except Exception as err:  # noqa: BLE001 - skip what cannot be drawn, and say so
+                ex.extra["error"] = f"cannot draw this row: {type(err).__name__}"
+                continue
             ex.extra["dropped"] = list(sample.meta.get("dropped", ()))
     return note

@@ -10,6 +10,7 @@ Example:
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
 import matplotlib
@@ -22,6 +23,18 @@ from ..levels import LEVEL_NAMES  # noqa: E402
 from .run_data import BIN_WIDTH, KindStats, RunData  # noqa: E402
 
 CUT_COLOUR = "#d62728"
+
+
+def _plain_text(draw):
+    """Draw with ``text.parse_math`` off: labels hold row text (error reasons, paths, shard names), and a
+    ``$\\foo{$`` in them must print as written, not be parsed as math (which fails the whole figure)."""
+
+    @functools.wraps(draw)
+    def drawn(*args, **kwargs):
+        with matplotlib.rc_context({"text.parse_math": False}):
+            return draw(*args, **kwargs)
+
+    return drawn
 
 
 def levels_axis() -> list[str]:
@@ -51,6 +64,7 @@ def _rebinned(stats: KindStats, bins: int = 40) -> tuple[np.ndarray, np.ndarray]
     return edges[np.append(starts, min(starts[-1] + step, len(counts)))], np.add.reduceat(counts[:last], starts)
 
 
+@_plain_text
 def score_histogram(run: RunData, path: Path) -> Path:
     """Scores per kind (rows with an error left out), with the selection's cut as a red line."""
     fig, panels = _kind_axes(run)
@@ -68,6 +82,7 @@ def score_histogram(run: RunData, path: Path) -> Path:
     return _save(fig, path)
 
 
+@_plain_text
 def kept_fraction(run: RunData, path: Path) -> Path:
     """The share of scored rows at or above each threshold; the chosen cut marked."""
     fig, panels = _kind_axes(run)
@@ -90,6 +105,7 @@ def kept_fraction(run: RunData, path: Path) -> Path:
     return _save(fig, path)
 
 
+@_plain_text
 def level_distribution(run: RunData, path: Path) -> Path:
     """Rows per score band (the level each score rounds to), all scored rows beside the kept ones."""
     fig, panels = _kind_axes(run)
@@ -105,6 +121,7 @@ def level_distribution(run: RunData, path: Path) -> Path:
     return _save(fig, path)
 
 
+@_plain_text
 def errors_by_reason(run: RunData, path: Path, top: int = 12) -> Path | None:
     """Rows that could not be scored, by reason (digits folded to N), most frequent first."""
     reasons = list(run.summary.get("errors_by_reason", {}).items())[:top]
@@ -118,6 +135,7 @@ def errors_by_reason(run: RunData, path: Path, top: int = 12) -> Path | None:
     return _save(fig, path)
 
 
+@_plain_text
 def throughput(run: RunData, path: Path) -> Path | None:
     """Rows per second of each scored shard (from ``timings.jsonl``)."""
     timings = [t for t in run.timings if t["seconds"] > 0]

@@ -74,11 +74,15 @@ def write_report(run_dir: str | Path, *, scorer=None, examples_per_band: int = 3
     run = load_run(run_dir)
     out = Layout(run.root).report
     out.mkdir(exist_ok=True)
-    figures = {}
+    figures, skipped = {}, []
     for name, draw in FIGURES.items():
         (out / name).unlink(missing_ok=True)  # a figure with nothing to draw must not linger from a last run
-        if draw(run, out / name) is not None:
-            figures[name] = name
+        try:
+            if draw(run, out / name) is not None:
+                figures[name] = name
+        except Exception as err:  # noqa: BLE001 - a figure that cannot be drawn is skipped, and said so
+            (out / name).unlink(missing_ok=True)
+            skipped.append(f"{name} ({type(err).__name__})")
 
     examples = pick_examples(run, examples_per_band)
     note = fetch_rows(run, examples)
@@ -89,6 +93,8 @@ def write_report(run_dir: str | Path, *, scorer=None, examples_per_band: int = 3
             scorer, model_note = _scorer_for(run, scorer, device)
         note = build_examples(run, examples, scorer if wants else None, explain_bands if wants else ())
         note = model_note or note
+    if skipped:
+        note = "; ".join(filter(None, [note, "figures not drawn: " + ", ".join(skipped)]))
     kinds = []
     for kind in run.kinds:
         bands = []

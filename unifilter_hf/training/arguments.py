@@ -144,6 +144,35 @@ class UniFilterTrainingArguments(TrainingArguments):
         super().__post_init__()
 
 
+# The environment variables a recipe's ``env:`` may set (docs/security.md): threads, devices, logging only.
+RECIPE_ENV_KEYS = frozenset({
+    "CUDA_VISIBLE_DEVICES", "OMP_NUM_THREADS", "TOKENIZERS_PARALLELISM", "WANDB_MODE", "WANDB_PROJECT",
+})
+
+
+def _check_recipe_env(args: Sequence[str]) -> None:
+    """Refuse a recipe whose ``env:`` names a variable outside :data:`RECIPE_ENV_KEYS` (before TRL sets any)."""
+    if "--config" not in args or args.index("--config") + 1 >= len(args):
+        return
+    import yaml
+
+    try:
+        with open(args[args.index("--config") + 1]) as fh:
+            recipe = yaml.safe_load(fh)
+    except (OSError, yaml.YAMLError):
+        return  # TRL's own reading reports it
+    env = recipe.get("env") if isinstance(recipe, dict) else None
+    if env is None:
+        return
+    refused = sorted(str(key) for key in env) if isinstance(env, dict) else ["(not a mapping)"]
+    refused = [key for key in refused if key not in RECIPE_ENV_KEYS]
+    if refused:
+        raise ValueError(
+            f"recipe env: {', '.join(refused)} may not be set by a recipe; allowed: "
+            f"{', '.join(sorted(RECIPE_ENV_KEYS))} (set other variables in your shell)"
+        )
+
+
 def _rewrite_push(argv: Sequence[str]) -> list[str]:
     """``--push_to_hub REPO`` -> ``--push_repo REPO`` (the Trainer's own ``push_to_hub`` is a bool)."""
     out, args = [], list(argv)
@@ -160,9 +189,13 @@ def parse_train_args(
 ) -> tuple[DataArguments, UniFilterModelConfig, UniFilterTrainingArguments]:
     """Parse ``[--config recipe.yaml] [--key value ...]``; command-line values override the recipe.
 
-    ``num_labels`` follows the loss (4 for ``ce``). The YAML may hold an ``env`` mapping (TRL convention).
+    ``num_labels`` follows the loss (4 for ``ce``). The YAML may hold an ``env`` mapping (TRL convention) with
+    only the keys in :data:`RECIPE_ENV_KEYS`: a recipe is often someone else's file, and ``LD_PRELOAD``,
+    ``PYTHONPATH``, ``HF_ENDPOINT`` or a proxy variable would hand them the training process.
     """
+    args = _rewrite_push(sys.argv[1:] if argv is None else argv)
+    _check_recipe_env(args)
     parser = TrlParser((DataArguments, UniFilterModelConfig, UniFilterTrainingArguments))
-    data, model, train = parser.parse_args_and_config(_rewrite_push(sys.argv[1:] if argv is None else argv))
+    data, model, train = parser.parse_args_and_config(args)
     model.num_labels = NUM_LEVELS if train.loss == "ce" else 1
     return data, model, train
