@@ -396,3 +396,44 @@ def test_a_recipe_may_set_only_documented_environment_variables(tmp_path, monkey
         parse_train_args(["--config", str(recipe)])
     assert "LD_PRELOAD" not in os.environ
 
+
+
+def test_hostile_lines_and_members_are_row_errors_in_score_and_curate(tmp_path, model_dir):
+    # A JSONL line or a tar's json member nested 100,000 deep (RecursionError in json) and texts with lone
+    # surrogates: each is its row's error in both jobs; the good rows around them are scored.
+    import tarfile
+
+    import pyarrow.parquet as pq
+
+    from unifilter_hf.cli import main
+
+    photo = badrows.image_dict(badrows.jpeg("rocket"))
+    deep = "[" * 100_000 + "]" * 100_000
+    lines = [json.dumps({"image": "rocket.jpg", "text": "A rocket."}), '{"image": "rocket.jpg", "text": ' + deep + "}",
+             '{"image": "rocket.jpg", "text": "A \\ud800 rocket."}', json.dumps({"image": "rocket.jpg", "text": "Go."})]
+    table = tmp_path / "table"
+    table.mkdir()
+    (table / "rocket.jpg").write_bytes(photo["bytes"])
+    (table / "rows.jsonl").write_text("\n".join(lines) + "\n")
+    shards = tmp_path / "shards"
+    shards.mkdir()
+    with tarfile.open(shards / "00000.tar", "w") as tar:
+        for key, doc in (("a", b'{"caption": "A rocket."}'), ("b", deep.encode()), ("c", b'{"caption": "Go."}')):
+            for ext, data in (("jpg", photo["bytes"]), ("json", doc)):
+                info = tarfile.TarInfo(f"{key}.{ext}")
+                info.size = len(data)
+                tar.addfile(info, io.BytesIO(data))
+    expected = {"table": [False, True, True, False], "shards": [False, True, False]}
+    for source, failed in expected.items():
+        out = tmp_path / f"{source}.jsonl"
+        assert main(["score", str(tmp_path / source), "--model", str(model_dir), "--output", str(out)]) == 0
+        errors = [json.loads(line)["unifilter_error"] for line in out.read_text().splitlines()]
+        assert [bool(e) for e in errors] == failed, errors
+        assert any("nested too deeply" in e for e in errors)
+        if source == "table":  # the row is written, its lone surrogate replaced (no format can store it)
+            assert json.loads(out.read_text().splitlines()[2])["text"] == "A \ufffd rocket."
+        job = tmp_path / f"{source}-job"
+        assert main(["curate", str(tmp_path / source), "--model", str(model_dir), "--output", str(job),
+                     "--quiet", "--no-report"]) == 0
+        sidecars = [r for p in sorted((job / "scores").glob("*.parquet")) for r in pq.read_table(p).to_pylist()]
+        assert [r["error"] or "" for r in sidecars] == errors

@@ -22,6 +22,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from ..sources import Shard
+from ..sources.encodable import encodable
 from .manifest import Layout, commit, temporary_path
 from .selection import decide
 from .settings import CurationError
@@ -74,7 +75,7 @@ def write_shard_outputs(layout: Layout, shard: Shard, plan: Mapping) -> None:
                 rejected.append({"key": score["key"], "index": score["index"], "kind": score["kind"],
                                  "score": score["score"], "reason": reason})
                 continue
-            chunk.append({**row, **{PREFIX + name: score[name] for name in record_names}})
+            chunk.append(encodable({**row, **{PREFIX + name: score[name] for name in record_names}}))
             if len(chunk) == _CHUNK:
                 writer.write_table(pa.Table.from_pylist(chunk, schema=schema))
                 chunk = []

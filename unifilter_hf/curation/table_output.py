@@ -33,6 +33,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from ..errors import UniFilterError
+from ..sources.encodable import encodable
 
 __all__ = ["OUTPUT_SUFFIXES", "OutputError", "TableWriter", "check_output", "escape_formula", "text_value"]
 
@@ -114,7 +115,7 @@ def text_value(value: Any) -> Any:
         return None  # JSON has no NaN: null, as pandas writes it
     if isinstance(value, np.generic):
         return value.item()
-    return value
+    return encodable(value)
 
 
 class TableWriter:
@@ -161,9 +162,9 @@ class TableWriter:
 
     def _write_parquet(self, rows: Sequence[Mapping]) -> None:
         if self._parquet is None:
-            self.schema = self.schema or pa.Table.from_pylist(list(rows)).schema
+            self.schema = self.schema or pa.Table.from_pylist([encodable(dict(r)) for r in rows]).schema
             self._parquet = pq.ParquetWriter(self.tmp, self.schema, compression="zstd")
-        self._parquet.write_table(pa.Table.from_pylist(list(rows), schema=self.schema))
+        self._parquet.write_table(pa.Table.from_pylist([encodable(dict(r)) for r in rows], schema=self.schema))
 
     def _texts(self, row: Mapping) -> dict:
         out = {}

@@ -139,6 +139,9 @@ def jsonl_rows(path: str) -> Iterator[dict]:
                 except json.JSONDecodeError:
                     yield _error(f"row: {name} line {number} is not valid JSON")
                     continue
+                except RecursionError:  # a value nested thousands of levels deep
+                    yield _error(f"row: {name} line {number} is nested too deeply")
+                    continue
                 yield row if isinstance(row, dict) else _error(f"row: {name} line {number} is not a JSON object")
     except (OSError, EOFError) as err:  # a truncated .gz: the rows read so far stay, the rest is one error
         yield _error(f"row: {name} cannot be read past this point ({str(err)[:120]})")

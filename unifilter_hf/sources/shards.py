@@ -32,6 +32,7 @@ import pyarrow as pa
 
 from . import readers, webdataset
 from .detect import DataFile, Found, Skipped, check_single_file, find_data_files, format_of, metadata_kind
+from .encodable import encodable
 from .errors import ERROR_FIELD, SourceError
 from .hub import looks_like_hub_id, open_hub_dataset, undecode_images
 from .webdataset import document_view
@@ -140,7 +141,7 @@ def infer_schema(rows: Iterable[dict]) -> pa.Schema:
     """The unified Arrow schema of rows (unparsable rows, which hold only their error, are left out)."""
     schema = None
     for chunk in chunked((r for r in rows if ERROR_FIELD not in r), readers.CHUNK):
-        seen = pa.Table.from_pylist(chunk).schema
+        seen = pa.Table.from_pylist([encodable(r) for r in chunk]).schema
         schema = seen if schema is None else pa.unify_schemas([schema, seen], promote_options="permissive")
     return schema or pa.schema([])
 

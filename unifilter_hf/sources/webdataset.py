@@ -168,9 +168,10 @@ def document_view(row: dict, where: str | None = None) -> dict:
         return row
     try:
         doc = json.loads(raw)
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError) as err:  # RecursionError: nested thousands deep
         member = f"{where} member" if where else "member"
-        return {**row, ERROR_FIELD: f"row: {member} {row.get('__key__')}.json is not valid JSON"}
+        what = "is nested too deeply" if isinstance(err, RecursionError) else "is not valid JSON"
+        return {**row, ERROR_FIELD: f"row: {member} {row.get('__key__')}.json {what}"}
     if not isinstance(doc, dict):
         return row
     view = {k: v for k, v in doc.items() if k not in row}
