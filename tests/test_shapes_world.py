@@ -128,6 +128,16 @@ def test_text_alone_carries_no_level_signal(scenes):
             assert all(abs(got[k] - ref[k]) < 0.08 * N for k in ref | got), (level, ref, got)
 
 
+def test_one_and_two_group_scenes_are_even_at_every_level_in_both_splits(scenes):
+    # Drawn per scene, the acceptance of a scene (its negatives must lie in its split) kept 44% one-group and
+    # 56% two-group positives in validation, so level 0 (always the other number of groups) was skewed the
+    # other way: a text-only cue. Each block of four scenes now holds two of each.
+    for split in ("train", "validation"):
+        for level in range(4):
+            two = sum(len(parse_caption(s["captions"][level])) == 2 for s in scenes[split])
+            assert two == N // 2, (split, level, two)
+
+
 def test_possible_scene_rules():
     assert is_possible_scene((Group(3, "red", "circle", "left"), Group(1, "blue", "square", "right")))
     assert not is_possible_scene((Group(4, "red", "circle", "left"),))
