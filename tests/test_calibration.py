@@ -8,8 +8,11 @@ import pytest
 from unifilter_hf.calibration import (
     calibrated_probs,
     calibration_report,
+    decided_levels,
     expected_calibration_error,
     fit_calibration,
+    fit_level_thresholds,
+    to_level_scale,
 )
 
 GRID = np.linspace(-2.0, 5.0, 701)
@@ -129,3 +132,74 @@ def test_a_calibrated_regression_checkpoint_reports_probs_in_the_pipeline_and_ma
         assert sum(result["probs"]) == pytest.approx(1.0) and result["probs"] == pytest.approx(probs.tolist())
     mapped = datasets.Dataset.from_list(rows).map(unifilter_score(model=str(tmp_path)), batched=True)
     assert np.allclose(np.array(mapped["unifilter_probs"]), expected, atol=1e-6)
+
+
+def _accuracy(scores, labels, cuts) -> float:
+    return float((np.searchsorted(np.asarray(cuts), scores, side="right") == labels).mean())
+
+
+def test_level_thresholds_are_the_best_cuts_and_generalise_to_held_out_rows():
+    # An mse model squeezes its scores: levels 0..3 centred at 0.0, 1.6, 2.1, 2.4 (the shapes world's).
+    rng = np.random.default_rng(3)
+
+    def sample(n):
+        labels = rng.integers(0, 4, n)
+        return np.array([0.0, 1.6, 2.1, 2.4])[labels] + rng.normal(0, 0.2, n), labels
+
+    fit_scores, fit_labels = sample(60)
+    cuts = fit_level_thresholds(fit_scores, fit_labels)
+    assert cuts == sorted(cuts)
+    # Exact: no triple of cuts between the sorted scores does better on the rows it was fitted on.
+    edges = np.sort(fit_scores)
+    mids = np.r_[edges[0] - 1, (edges[1:] + edges[:-1]) / 2, edges[-1] + 1]
+    best = max(_accuracy(fit_scores, fit_labels, (a, b, c))
+               for i, a in enumerate(mids) for j, b in enumerate(mids[i:], i) for c in mids[j:])
+    assert _accuracy(fit_scores, fit_labels, cuts) == pytest.approx(best)
+    # Held out: the fitted cuts beat the plain rule (which never says 3 here) on rows they never saw.
+    scores, labels = sample(4000)
+    fitted = decided_levels(scores, {"level_thresholds": cuts})
+    plain = decided_levels(scores)
+    assert (fitted == labels).mean() > (plain == labels).mean() + 0.1  # measured: 0.79 vs 0.66
+    assert (fitted[labels == 3] == 3).mean() > (plain[labels == 3] == 3).mean() + 0.05  # measured: 0.41 vs 0.31
+    # The level rule on the moved scale is exactly "how many cuts lie at or below the score".
+    np.testing.assert_array_equal(fitted, np.searchsorted(np.asarray(cuts), scores, side="right"))
+    assert np.all(np.diff(to_level_scale(np.sort(scores), cuts)) >= 0)
+
+
+def test_a_checkpoints_fitted_level_cuts_decide_the_levels_users_get(model_dir, tmp_path):
+    # Training stores level_thresholds in config.calibration and reports accuracy with them: the pipeline and
+    # the datasets callables must give those levels, not the plain half-up rule.
+    import datasets
+    from transformers import pipeline
+
+    from tests.badrows import image_dict, jpeg
+    from unifilter_hf import UniFilterForQualityScoring
+    from unifilter_hf.filtering import unifilter_score
+    from unifilter_hf.levels import levels_of
+
+    rows = [{"image": image_dict(jpeg(n)), "text": t} for n in ("coffee", "rocket", "chelsea", "astronaut")
+            for t in ("A photo.", f"A {n}.", "Nothing at all here, sorry.")]
+    pipe = pipeline("multimodal-quality-scoring", model=str(model_dir), device="cpu")
+    scores = np.array([r["score"] for r in pipe(rows)])
+    low, high = float(scores.min()), float(scores.max())
+    cuts = [low + (high - low) * q for q in (0.25, 0.5, 0.75)]  # cuts that split these rows 3/3/3/3-ish
+    model = UniFilterForQualityScoring.from_pretrained(model_dir)
+    model.config.calibration = {**fit_calibration(scores, levels_of(scores)), "level_thresholds": cuts}
+    model.save_pretrained(tmp_path / "cut")
+    pipe.processor.save_pretrained(tmp_path / "cut")
+
+    expected = decided_levels(scores, {"level_thresholds": cuts}).tolist()
+    assert expected != levels_of(scores).tolist()  # the cuts change some levels
+    cut_pipe = pipeline("multimodal-quality-scoring", model=str(tmp_path / "cut"), device="cpu")
+    assert [r["level"] for r in cut_pipe(rows)] == expected
+    mapped = datasets.Dataset.from_list(rows).map(unifilter_score(model=str(tmp_path / "cut")), batched=True)
+    assert mapped["unifilter_level"] == expected
+
+
+def test_a_level_left_empty_by_the_fit_still_gives_increasing_cuts():
+    # A short run's validation split can hold no row the fit wants in level 2: the cuts coincided before and
+    # to_level_scale (hence the whole training run) refused them.
+    scores, labels = [0.1, 0.2, 1.0, 1.1, 2.0, 2.1], [0, 0, 1, 1, 3, 3]
+    cuts = fit_level_thresholds(scores, labels)
+    assert cuts[0] < cuts[1] < cuts[2] and cuts[2] - cuts[1] <= 1e-6
+    assert decided_levels(scores, {"level_thresholds": cuts}).tolist() == labels

@@ -89,6 +89,22 @@ def test_demo_second_run_reuses_data_and_model(demo_run):
     assert any("mean true level" in line for line in lines)
 
 
+def test_demo_warns_when_its_model_is_blind_to_images(demo_run):
+    from unifilter_hf.demo.run import blind_model_warning
+
+    _, _, second, _, lines = demo_run
+    per_edit = second["metrics"]["accuracy_per_edit"]
+    blind = bool(per_edit) and all(acc <= 0.5 for acc in per_edit.values())
+    assert second["metrics"]["blind_to_images"] is blind
+    assert any(line.startswith("WARNING: the model looks blind") for line in lines) is blind
+    assert any("fresh 2-core machines get accuracy 0.66-0.70" in line for line in lines)
+    # the trained fixture reads the image; the blank-image control of docs/training.md did not
+    trained = json.loads((FIXTURE_MODEL / "metrics.json").read_text())["eval_accuracy_per_edit"]
+    assert blind_model_warning(trained) is None
+    control = {"colour": 0.446, "shape": 0.484, "count": 0.426, "position": 0.441}
+    assert "colour 0.45, count 0.43, position 0.44, shape 0.48" in blind_model_warning(control)
+
+
 def test_demo_fresh_rebuilds_and_changed_recipe_settings_retrain(demo_run, tmp_path):
     out = demo_run[0]
     lines: list[str] = []

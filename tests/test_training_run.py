@@ -12,7 +12,7 @@ import torch
 from huggingface_hub import HfApi
 
 from unifilter_hf import UniFilterForQualityScoring, UniFilterProcessor
-from unifilter_hf.calibration import calibrated_probs
+from unifilter_hf.calibration import calibrated_probs, fit_level_thresholds, to_level_scale
 from unifilter_hf.cli import main as cli_main
 from unifilter_hf.publishing.hub import PushError
 from unifilter_hf.quality_metrics import compute_quality_metrics
@@ -69,18 +69,29 @@ def test_metrics_json_comes_from_the_saved_models_predictions(pushed_run):
     model = UniFilterForQualityScoring.from_pretrained(out).eval()
     processor = UniFilterProcessor.from_pretrained(out)
     from unifilter_hf.synthesis.shapes_world import shapes_world_dataset
+    from unifilter_hf.training.validation_results import held_out_halves
 
     val = shapes_world_dataset(12, split="validation", seed=0)  # the run's validation split (seed 0)
     batch = QualityCollator(processor)([val[i] for i in range(val.num_rows)])
     with torch.no_grad():
         scores = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
                        pixel_values=batch["pixel_values"]).scores.numpy()
-    expected = compute_quality_metrics(scores, val["label"], val["kind"], val["group_id"])
+    labels = np.asarray(val["label"])
+    every = compute_quality_metrics(scores, labels, val["kind"], val["group_id"])
+    assert metrics["eval_pairwise_accuracy"] == pytest.approx(every["pairwise_accuracy"])
+    # Levels: thresholds fitted on every other group, accuracy reported on the others with them.
+    fit, shown = held_out_halves(val["group_id"], val.num_rows)
+    assert len(fit) == len(shown) == 24 and not set(val["group_id"][i] for i in fit) & set(
+        val["group_id"][i] for i in shown)
+    thresholds = metrics["calibration"]["level_thresholds"]
+    assert thresholds == pytest.approx(fit_level_thresholds(scores[fit], labels[fit]), abs=1e-5)
+    pick = [val["group_id"][i] for i in shown]
+    expected = compute_quality_metrics(to_level_scale(scores[shown], thresholds), labels[shown], None, pick)
+    raw = compute_quality_metrics(scores[shown], labels[shown])
     assert metrics["eval_accuracy"] == pytest.approx(expected["accuracy"])
-    assert metrics["eval_pairwise_accuracy"] == pytest.approx(expected["pairwise_accuracy"])
     assert metrics["quality_metrics"]["confusion_matrix"] == expected["confusion_matrix"]
-    assert metrics["quality_metrics"]["mean_score_per_level"] == pytest.approx(expected["mean_score_per_level"],
-                                                                               abs=1e-5)
+    assert metrics["quality_metrics"]["mean_raw_score_per_level"] == pytest.approx(raw["mean_score_per_level"],
+                                                                                   abs=1e-5)
     assert set(metrics["eval_accuracy_per_edit"]) == {"colour", "shape", "count", "position"}
     assert len(set(np.round(scores, 4))) > 1  # real, varying predictions
 

@@ -31,7 +31,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from .levels import NUM_LEVELS
+from .levels import NUM_LEVELS, levels_of
 from .quality_metrics import scores_and_levels
 
 METHOD = "ordinal_logistic"
@@ -209,4 +209,85 @@ def calibration_report(scores: Sequence[float] | np.ndarray, labels: Sequence[in
     }
 
 
-__all__ = ["calibrated_probs", "calibration_report", "expected_calibration_error", "fit_calibration"]
+def fit_level_thresholds(scores: Sequence[float] | np.ndarray, labels: Sequence[int] | np.ndarray) -> list[float]:
+    """The three increasing cut scores that maximise four-level accuracy on ``scores`` and ``labels``.
+
+    Meant for a *held-out* split (not the one whose accuracy is reported): a model trained with mse tends to
+    pull its scores towards the middle (level 3 rows at 2.4 are never rounded to 3), and cuts fitted on scores
+    it has not trained on move the decision to where the levels actually separate. An exact search over the
+    sorted scores (dynamic programming, one pass per level); a cut lies half-way between two distinct scores,
+    so tied scores always share a level. A level that no row should get (a tiny or one-sided split) gets a
+    width of 1e-6, so the cuts stay increasing. Non-finite scores are ignored.
+
+    Example:
+        >>> fit_level_thresholds([0.0, 0.2, 1.4, 1.6, 2.0, 2.2, 2.4, 2.6], [0, 0, 1, 1, 2, 2, 3, 3])
+        [0.8, 1.8, 2.3]
+    """
+    scores, labels = scores_and_levels(scores, labels)
+    keep = np.isfinite(scores)
+    order = np.argsort(scores[keep], kind="stable")
+    s, y = scores[keep][order], labels[keep][order]
+    n = len(s)
+    if n == 0:
+        raise ValueError("no finite scores to fit level thresholds on")
+    # prefix[k, i]: rows of level k among the i lowest scores; a cut may sit at i only between distinct scores.
+    prefix = np.zeros((NUM_LEVELS, n + 1), dtype=np.int64)
+    for k in range(NUM_LEVELS):
+        prefix[k, 1:] = np.cumsum(y == k)
+    allowed = np.r_[True, s[1:] > s[:-1], True]
+    best = np.where(allowed, prefix[0], -1)  # best[i]: right rows when levels 0..k cover the i lowest scores
+    cuts = []
+    for k in range(1, NUM_LEVELS):
+        # best_k[i] = prefix[k, i] + max over allowed j <= i of (best_{k-1}[j] - prefix[k, j])
+        gain = np.where(allowed & (best >= 0), best - prefix[k], np.iinfo(np.int64).min // 2)
+        arg = np.maximum.accumulate(np.where(gain == np.maximum.accumulate(gain), np.arange(n + 1), 0))
+        cuts.append(arg)
+        best = np.where(allowed, prefix[k] + gain[arg], -1)
+    # Walk back from "all rows covered" to the three cut positions.
+    positions, i = [], n
+    for arg in reversed(cuts):
+        i = int(arg[i])
+        positions.append(i)
+    positions.reverse()
+    edges = np.r_[s[0] - 1.0, s, s[-1] + 1.0]  # edges[i] and edges[i + 1] are the scores either side of cut i
+    values = [float(round((edges[i] + edges[i + 1]) / 2, 12)) for i in positions]
+    for k in range(1, len(values)):  # a level no row should get (two cuts in one place): keep them increasing
+        values[k] = max(values[k], values[k - 1] + _EMPTY_LEVEL_WIDTH)
+    return values
+
+
+_EMPTY_LEVEL_WIDTH = 1e-6  # the width given to a level the fit leaves empty: no real score falls inside
+
+
+def to_level_scale(scores: Sequence[float] | np.ndarray, thresholds: Sequence[float]) -> np.ndarray:
+    """Scores moved monotonically so that the package's one level rule (nearest level, half up) gives the
+    fitted levels: cut ``k`` goes to ``k + 0.5``, linearly in between, shifted by the same amount outside.
+
+    Example:
+        >>> to_level_scale([0.0, 0.8, 1.3, 2.3, 3.0], [0.8, 1.8, 2.3]).round(3).tolist()
+        [-0.3, 0.5, 1.0, 2.5, 3.2]
+    """
+    t = np.asarray(thresholds, dtype=np.float64)
+    if len(t) != NUM_LEVELS - 1 or np.any(np.diff(t) <= 0):
+        raise ValueError(f"need {NUM_LEVELS - 1} increasing level thresholds, got {list(thresholds)}")
+    scores = np.asarray(scores, dtype=np.float64).reshape(-1)
+    targets = np.arange(NUM_LEVELS - 1) + 0.5
+    out = np.interp(scores, t, targets)
+    out = np.where(scores < t[0], scores - t[0] + targets[0], out)
+    return np.where(scores > t[-1], scores - t[-1] + targets[-1], out)
+
+
+def decided_levels(scores: Sequence[float] | np.ndarray, calibration: dict | None = None) -> np.ndarray:
+    """Levels of scores: the one level rule, on the held-out-fitted scale when ``calibration`` has
+    ``level_thresholds`` (as a trained checkpoint's ``config.calibration`` does), on raw scores otherwise.
+
+    Example:
+        >>> decided_levels([2.35, 2.2], {"level_thresholds": [0.8, 1.8, 2.3]}).tolist()
+        [3, 2]
+    """
+    thresholds = (calibration or {}).get("level_thresholds")
+    return levels_of(scores if thresholds is None else to_level_scale(scores, thresholds))
+
+
+__all__ = ["calibrated_probs", "calibration_report", "decided_levels", "expected_calibration_error",
+           "fit_calibration", "fit_level_thresholds", "to_level_scale"]

@@ -121,18 +121,21 @@ def records_from_logits(
     """Records for a batch of model outputs.
 
     Regression heads: `level` is `levels.level_of(score)` (the nearest level, half up, clamped to 0..3); with a
-    `calibration` map (stored in a trained checkpoint's config) `probs` are its per-level probabilities.
+    `calibration` map (stored in a trained checkpoint's config) `probs` are its per-level probabilities, and
+    its `level_thresholds` (fitted by training on held-out validation rows) place the cuts between levels
+    (`calibration.decided_levels`), as in the accuracy the training run reports.
     Classification heads: `level` is the argmax level and `probs` the per-level probabilities.
     """
     logits, scores = logits.float().cpu(), scores.float().cpu()
     if is_regression(logits.shape[-1]):
         values = scores.tolist()
-        probs = [None] * len(values)
+        probs, levels = [None] * len(values), [level_of(s) for s in values]
         if calibration:
-            from .calibration import calibrated_probs
+            from .calibration import calibrated_probs, decided_levels
 
             probs = calibrated_probs(values, calibration).tolist()
-        return [ScoreRecord(score=s, level=level_of(s), probs=p) for s, p in zip(values, probs)]
+            levels = [lv if lv is None else int(d) for lv, d in zip(levels, decided_levels(values, calibration))]
+        return [ScoreRecord(score=s, level=lv, probs=p) for s, lv, p in zip(values, levels, probs)]
     probs = logits.softmax(-1)
     return [
         ScoreRecord(score=s, level=int(p.argmax()), probs=p.tolist()) for s, p in zip(scores.tolist(), probs)

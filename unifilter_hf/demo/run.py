@@ -29,6 +29,11 @@ from .pool import POOL_FILE, build_pool, dump_json, level_means, write_photo_set
 RECIPE = Path("recipes") / "quickstart" / "train.yaml"
 # A pool of four levels in equal shares: a perfect scorer keeps exactly the level-3 rows at 0.25.
 TOP_FRACTION = 0.25
+# What fresh 2-core machines got from the quickstart recipe, seeds 0, 1 and 2 (docs/training.md, "Results").
+QUICKSTART_ACCURACY = (0.663, 0.699)
+# Edited captions are level 1 (three edits) or level 2 (one edit), equally many: a model that cannot see which
+# edit the image contradicts gets at most the commoner level's share, 0.5, on every edit kind.
+EDIT_CHANCE = 0.5
 
 
 class DemoError(UniFilterError, RuntimeError):
@@ -56,6 +61,21 @@ class DemoSizes:
         return cls(shapes_scenes=16, caption_scenes=6, broken_per_defect=2, photos=False, train_overrides=[
             "--train_scenes", "16", "--validation_scenes", "4", "--max_steps", "2", "--logging_steps", "1",
             "--dataloader_num_workers", "0", "--disable_tqdm", "true"])
+
+
+def blind_model_warning(per_edit: dict[str, float] | None) -> str | None:
+    """A warning when every edit kind's accuracy is at chance: the model reads the caption, not the image.
+
+    Example:
+        >>> blind_model_warning({"colour": 0.46, "shape": 0.44}) is not None, blind_model_warning({"colour": 0.7})
+        (True, None)
+    """
+    if not per_edit or any(acc > EDIT_CHANCE for acc in per_edit.values()):
+        return None
+    shown = ", ".join(f"{kind} {acc:.2f}" for kind, acc in sorted(per_edit.items()))
+    return (f"WARNING: the model looks blind to the image: accuracy on edited captions is at chance "
+            f"(<= {EDIT_CHANCE}) for every edit kind ({shown}); its scores follow the caption alone. "
+            "Train again with another --seed or more steps (docs/training.md).")
 
 
 def find_recipe() -> Path:
@@ -137,11 +157,18 @@ def run_demo(output: str | Path = "out/demo", *, fresh: bool = False, sizes: Dem
     _print(f"[2/4] model ({status}, {time.perf_counter() - t0:.0f}s): validation accuracy {q['accuracy']:.3f}, "
            f"macro-F1 {q['macro_f1']:.3f}, pairwise ranking accuracy {q['pairwise_accuracy']:.3f} "
            f"on {q['num_examples']} unseen rows -> {model_dir}", echo)
+    _print(f"      (fresh 2-core machines get accuracy {QUICKSTART_ACCURACY[0]:.2f}-{QUICKSTART_ACCURACY[1]:.2f} over "
+           "seeds 0-2 of this recipe; docs/training.md)", echo)
     _print(format_confusion(q["confusion_matrix"]), echo)
+    warning = blind_model_warning(metrics.get("eval_accuracy_per_edit"))
+    if warning:
+        _print(warning, echo)
     summary["stages"]["model"] = {"status": status, "seconds": round(time.perf_counter() - t0, 1),
                                   "train_seconds": metrics.get("run", {}).get("train_seconds")}
     summary["metrics"] = {k: q[k] for k in ("accuracy", "macro_f1", "pairwise_accuracy", "confusion_matrix",
                                             "num_examples", "spearman") if k in q}
+    summary["metrics"]["accuracy_per_edit"] = metrics.get("eval_accuracy_per_edit")
+    summary["metrics"]["blind_to_images"] = warning is not None
 
     # -- 3. curation (cheap: always redone, so it always matches the data and the model above)
     from ..curation import CurateConfig, curate, load_summary

@@ -156,10 +156,10 @@ def changed_properties(a: Scene, b: Scene) -> frozenset[str]:
     return frozenset(min(options)[1])
 
 
-def _random_scene(rng: random.Random) -> Scene:
+def _random_scene(rng: random.Random, num_groups: int | None = None) -> Scene:
     first = Group(rng.choice(list(COUNTS)), rng.choice(list(COLOURS)), rng.choice(list(SHAPES)),
                   rng.choice(list(POSITIONS)))
-    if rng.random() < 0.5:
+    if num_groups == 1 or (num_groups is None and rng.random() < 0.5):
         return (first,)
     second = Group(rng.choice(list(COUNTS)), rng.choice([c for c in COLOURS if c != first.colour]),
                    rng.choice([s for s in SHAPES if s != first.shape]), _OPPOSITE[first.position])
@@ -235,12 +235,16 @@ def shapes_world_scene(index: int, split: str = "train", seed: int = 0) -> dict:
     """
     if split not in SPLITS:
         raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
-    # Edit types of level 2 come from a shuffled block of four, so every four scenes use each type once.
+    # Edit types of level 2 come from a shuffled block of four, so every four scenes use each type once; so do
+    # the numbers of groups (two scenes of one group, two of two): the acceptance below rejects more scenes of
+    # one kind than of the other in a split (a 56/44 mix in validation when the number was drawn per scene),
+    # and level 0 always has the other number of groups than the scene, so the mix must be even at every level.
     block_rng = random.Random(f"shapes-world|{split}|{seed}|block|{index // 4}")
     edit_type = block_rng.sample(SHAPES_EDIT_TYPES, 4)[index % 4]
+    num_groups = block_rng.sample((1, 1, 2, 2), 4)[index % 4]
     rng = random.Random(f"shapes-world|{split}|{seed}|{index}")
     while True:
-        scene = _random_scene(rng)
+        scene = _random_scene(rng, num_groups)
         if scene_split(scene) != split:
             continue
         hard = _hard_negative(scene, edit_type, split, rng)
