@@ -399,6 +399,9 @@ def print_table(results: list[dict], peaks: dict) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> dict:
+    import feed_rate  # the benchmarks folder is the script's folder
+    import gpu_check
+
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", nargs="+", default=["tiny", "bench"], choices=["tiny", "bench"])
     parser.add_argument("--quick", action="store_true", help="small sets, one repeat (the suite's smoke test)")
@@ -435,6 +438,11 @@ def main(argv: Sequence[str] | None = None) -> dict:
         "peaks": peaks, "results": results, "score_tolerance": SCORE_TOLERANCE,
     }
     print_table(results, peaks)
+    feed_rows = 8 if args.quick else feed_rate.CAPTION_ROWS
+    report["feed_rate"] = feed_rate.measure(feed_rate.released_image_processor(), rows=feed_rows)
+    report["feed_rate"]["projected_rows_per_s"] = rates = gpu_check.projected_rates()
+    report["feed_rate"]["cores_per_gpu"] = feed_rate.cores_per_gpu(report["feed_rate"], rates)
+    print("\n".join(feed_rate.report(report["feed_rate"], rates, "projected, gpu_check.py's method")))
     print(f"total {report['seconds']:.0f} s")
     if args.json:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
