@@ -22,6 +22,7 @@ from dataclasses import asdict, dataclass
 
 import torch
 
+from .compilation import forward_fn
 from .row_layouts import ColumnMap, ImageErrorPolicy, try_to_sample
 from .sample import Sample
 
@@ -125,30 +126,38 @@ def records_from_logits(
     ]
 
 
-def batch_plan(lengths: Sequence[int], batch_size: int, max_padding: float | None = None) -> list[list[int]]:
+def batch_plan(
+    lengths: Sequence[int], batch_size: int, max_padding: float | None = None, max_tokens: int | None = None
+) -> list[list[int]]:
     """Indices grouped into micro-batches of at most `batch_size`, shortest rows first, so padding stays small.
 
     With `max_padding`, a micro-batch also ends before a row that would make its padded positions exceed
     its real ones by more than that fraction: rows of very different lengths (documents) are not padded to
     each other, and a long row then often runs alone, where the decoder needs no padding mask at all.
+    With `max_tokens`, a micro-batch also ends before a row that would make its padded positions (rows x
+    the longest row) exceed that budget, so a batch's activations are bounded by the budget, not by the
+    longest rows; a row longer than the budget runs alone.
 
     Example:
         >>> batch_plan([30, 5, 20, 6], batch_size=2)
         [[1, 3], [2, 0]]
         >>> batch_plan([30, 5, 20, 6], batch_size=4, max_padding=0.1)
         [[1, 3], [2], [0]]
+        >>> batch_plan([30, 5, 20, 6], batch_size=4, max_tokens=60)
+        [[1, 3, 2], [0]]
     """
+    if max_tokens is not None and max_tokens < 1:
+        raise ValueError(f"max_tokens must be at least 1, got {max_tokens}")
     order = sorted(range(len(lengths)), key=lambda i: lengths[i])
     plan: list[list[int]] = []
     real = 0
     for i in order:
         full = bool(plan) and len(plan[-1]) >= batch_size
         # Sorted ascending: the new row is the longest, so the batch would pad every row to its length.
-        padded_over = (
-            max_padding is not None and bool(plan)
-            and (len(plan[-1]) + 1) * lengths[i] > (1 + max_padding) * (real + lengths[i])
-        )
-        if not plan or full or padded_over:
+        padded = (len(plan[-1]) + 1) * lengths[i] if plan else 0
+        padded_over = max_padding is not None and bool(plan) and padded > (1 + max_padding) * (real + lengths[i])
+        over_budget = max_tokens is not None and bool(plan) and padded > max_tokens
+        if not plan or full or padded_over or over_budget:
             plan.append([])
             real = 0
         plan[-1].append(i)
@@ -175,6 +184,12 @@ class QualityScorer:
         max_padding: most padded positions per real one in a micro-batch beyond which it ends early (None:
             batches of `batch_size` whatever the lengths). Padding costs decoder time, and a row alone lets
             the decoder skip the padding mask (causal attention computes half the score matrix).
+        max_batch_tokens: most decoder positions (rows x longest row) in a micro-batch: bounds a job's peak
+            memory by the budget, not by its longest rows (a longer row runs alone). None: no budget.
+        compile: compile the vision and decoder layers with `torch.compile` (`unifilter_hf.compilation`); the
+            first batches pay the compile time. Falls back to eager, with one warning, where torch cannot.
+        dtype: run the model in this dtype (`"bfloat16"`, `"float16"` on GPUs, `"float32"` or a `torch.dtype`);
+            None keeps the model's own.
     """
 
     def __init__(
@@ -190,10 +205,21 @@ class QualityScorer:
         on_image_error: ImageErrorPolicy = "fail_if_all",
         read_workers: int = 8,
         max_padding: float | None = 0.1,
+        max_batch_tokens: int | None = None,
+        compile: bool = False,
+        dtype: str | torch.dtype | None = None,
     ):
         if batch_size < 1:
             raise ValueError(f"batch_size must be at least 1, got {batch_size}")
+        if max_batch_tokens is not None and max_batch_tokens < 1:
+            raise ValueError(f"max_batch_tokens must be at least 1, got {max_batch_tokens}")
         self.model = model.eval() if device is None else model.eval().to(device)
+        self.dtype = resolve_dtype(dtype, self.model.device)
+        if self.dtype is not None and self.model.dtype != self.dtype:
+            self.model.to(self.dtype)
+        self.max_batch_tokens = max_batch_tokens
+        self.compile = compile
+        self._forward = forward_fn(self.model, compile)
         self.processor = processor
         self.batch_size = batch_size
         self.columns = None if columns is None else ColumnMap.coerce(columns)
@@ -213,7 +239,8 @@ class QualityScorer:
         name_or_path = str(name_or_path or default_model_id())
         ensure_model_available(name_or_path)
         device = device or ("cuda" if torch.cuda.is_available() else "cpu")
-        dtype = torch.bfloat16 if str(device).startswith("cuda") else torch.float32
+        dtype = resolve_dtype(kwargs.get("dtype"), torch.device(device)) or (
+            torch.bfloat16 if str(device).startswith("cuda") else torch.float32)
         try:
             model = AutoModelForSequenceClassification.from_pretrained(name_or_path, dtype=dtype)
             processor = AutoProcessor.from_pretrained(name_or_path)
@@ -272,7 +299,7 @@ class QualityScorer:
         """Score samples in length-sorted micro-batches (`batch_plan`); results in input order."""
         records: list[ScoreRecord | None] = [None] * len(samples)
         lengths = self.sequence_lengths(samples)
-        for chunk in batch_plan(lengths, self.batch_size, self.max_padding):
+        for chunk in batch_plan(lengths, self.batch_size, self.max_padding, self.max_batch_tokens):
             for i, record in zip(chunk, self._score_batch([samples[i] for i in chunk])):
                 records[i] = record
         return records
@@ -297,7 +324,7 @@ class QualityScorer:
         try:
             inputs = self.processor(samples, return_image_counts=True)
             kept = inputs.pop("num_images").tolist()
-            out = self.model(**inputs.to(self.device))
+            out = self._forward(**inputs.to(self.device))
             records = records_from_logits(out.logits, out.scores, getattr(self.model.config, "calibration", None))
         except torch.OutOfMemoryError:
             raise  # a resource problem, not a bad row: let the job lower its batch size
@@ -310,6 +337,30 @@ class QualityScorer:
             record.images_dropped = len(sample.meta.get("dropped", ()))
             record.images_cut = sample.num_images - n_kept
         return records
+
+
+DTYPES = {"float32": torch.float32, "fp32": torch.float32, "bfloat16": torch.bfloat16, "bf16": torch.bfloat16,
+          "float16": torch.float16, "fp16": torch.float16}
+
+
+def resolve_dtype(dtype: str | torch.dtype | None, device: torch.device) -> torch.dtype | None:
+    """A dtype setting as a `torch.dtype` (None and "auto": keep the model's); float16 only off the CPU.
+
+    Example:
+        >>> resolve_dtype("bf16", torch.device("cpu"))
+        torch.bfloat16
+    """
+    if dtype is None or dtype == "auto":
+        return None
+    if isinstance(dtype, str):
+        if dtype not in DTYPES:
+            raise ValueError(f"unknown dtype {dtype!r}; choose one of {', '.join(DTYPES)} or auto")
+        dtype = DTYPES[dtype]
+    if dtype not in DTYPES.values():
+        raise ValueError(f"dtype must be float32, bfloat16 or float16, got {dtype}")
+    if dtype == torch.float16 and torch.device(device).type == "cpu":
+        raise ValueError("float16 needs a GPU (CPUs lack fast float16 kernels); on CPU use bfloat16 or float32")
+    return dtype
 
 
 class ModelNotFoundError(OSError):
@@ -348,4 +399,5 @@ __all__ = [
     "default_model_id",
     "ensure_model_available",
     "records_from_logits",
+    "resolve_dtype",
 ]
