@@ -291,7 +291,7 @@ def test_recipes_load_and_flags_override_them(tmp_path, model_dir):
     args = build_parser().parse_args(["curate", "--config", str(repo / "recipes/curate-obelics.yaml"),
                                       "--output", "o", "--batch-size", "2"])
     config = config_from_args(args)
-    assert (config.source, config.top_fraction, config.batch_size) == ("HuggingFaceM4/OBELICS", 0.035, 2)
+    assert (config.source, config.top_fraction, config.scoring.batch_size) == ("HuggingFaceM4/OBELICS", 0.035, 2)
     datacomp = config_from_args(build_parser().parse_args(
         ["curate", "shards/", "--config", str(repo / "recipes/curate-datacomp.yaml"), "--output", "o"]))
     assert (datacomp.source, datacomp.top_fraction) == ("shards/", 0.3)

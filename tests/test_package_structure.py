@@ -43,7 +43,7 @@ def _imports(path: Path) -> set[str]:
 # (layer, module prefixes). A prefix names a module or a subpackage (and everything in it).
 LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("model", ("configuration_unifilter", "modeling_unifilter", "processing_unifilter", "sample",
-               "image_conversion", "levels", "errors", "losses", "version", "official.layout")),
+               "image_conversion", "levels", "errors", "quality_losses", "version", "official.layout")),
     ("inputs", ("image_loading", "row_layouts", "quality_metrics", "calibration", "metrics")),
     ("sources", ("sources",)),
     ("scoring", ("scoring", "scoring_settings", "pipeline_unifilter", "filtering", "fingerprint", "tiny")),

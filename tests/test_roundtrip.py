@@ -65,7 +65,7 @@ def test_remote_code_in_a_fresh_process(tmp_path):
     # The model trio and what it imports, nothing else: no row readers, no URL fetching.
     assert {p for p in os.listdir(tmp_path) if p.endswith(".py")} == {
         "modeling_unifilter.py", "configuration_unifilter.py", "processing_unifilter.py", "sample.py",
-        "image_conversion.py",
+        "image_conversion.py", "quality_losses.py",
     }
     _write_cases(tmp_path)
     with torch.no_grad():

@@ -9,7 +9,8 @@ from unifilter_hf.training.dry_run import dry_run
 
 RECIPES = Path(__file__).resolve().parent.parent / "recipes"
 QUICKSTART = str(RECIPES / "quickstart" / "train.yaml")
-FULL = str(RECIPES / "unifilter-qwen2.5-1.5b" / "train.yaml")
+FULL = str(RECIPES / "unifilter-qwen2.5-1.5b" / "stage2.yaml")
+STAGE1 = str(RECIPES / "unifilter-qwen2.5-1.5b" / "stage1.yaml")
 
 
 def test_quickstart_recipe_parses_with_overrides(tmp_path):
@@ -36,8 +37,13 @@ def test_full_recipe_has_the_official_hyperparameters(tmp_path):
     assert train.learning_rate == 2e-5 and str(train.lr_scheduler_type.value) == "cosine"
     assert train.warmup_steps == 0.03 and train.num_train_epochs == 10
     assert train.per_device_train_batch_size * train.gradient_accumulation_steps * 8 == 512  # on 8 GPUs
+    assert train.gradient_accumulation_steps == 2 and train.global_batch_size == 512  # official split
     assert train.bf16 and train.activation_checkpointing and train.loss == "mse" and model.num_labels == 1
-    assert model.max_length == 8192 and model.freeze_vision and model.num_image_tokens == 144
+    assert train.tf32 and train.seed == 42 and train.stage == 2
+    assert model.text_weights == model.tokenizer_name_or_path == "Qwen/Qwen2.5-1.5B-Instruct"
+    assert model.official_bos and model.pad_to_square and model.projector_weights
+    assert info["data"].dataset_layout == "official" and hasattr(info["data"], "validation_file")
+    assert model.max_length == 4096 and model.freeze_vision and model.num_image_tokens == 144
     assert train.load_best_model_at_end and train.metric_for_best_model == "accuracy" and train.greater_is_better
     assert train.eval_strategy.value == "epoch" == train.save_strategy.value
 
@@ -72,7 +78,29 @@ def test_full_recipe_with_lora_trains_only_adapters_projector_and_head(tmp_path)
     assert info["parameters"]["trainable"] == lora + projector + 1536
 
 
-@pytest.mark.parametrize("recipe", [QUICKSTART, FULL])
+def test_dry_run_of_the_recipe_folder_prints_each_stage_and_the_global_batch(tmp_path, capsys):
+    info = dry_run(["--config", str(Path(FULL).parent), "--output_dir", str(tmp_path)])
+    stage1, stage2 = info["stages"]
+    assert stage1["train_args"].stage == 1 and stage2["train_args"].stage == 2
+    assert stage1["train_args"].learning_rate == 1e-3 and stage1["train_args"].num_train_epochs == 1
+    assert stage1["parameters"]["trainable"] == stage1["parameters"]["parts"]["projector"]  # projector only
+    assert stage1["settings"]["text_weights"] == stage2["settings"]["text_weights"]
+    out = capsys.readouterr().out
+    assert "stage1.yaml: stage 1" in out and "stage2.yaml: stage 2" in out
+    assert out.count("global_batch: 512 = 8 processes x 32 rows x 2 accumulation steps") == 2
+    assert "tf32: True" in out and "seed: 42" in out
+
+
+def test_a_launch_that_breaks_the_global_batch_is_refused(tmp_path):
+    from unifilter_hf.training.run import check_global_batch
+
+    _, _, train = parse_train_args(["--config", QUICKSTART, "--output_dir", str(tmp_path),
+                                    "--global_batch_size", "512"])
+    with pytest.raises(ValueError, match="global batch is 512"):
+        check_global_batch(train)
+
+
+@pytest.mark.parametrize("recipe", [QUICKSTART, FULL, STAGE1])
 def test_recipes_cite_docs_not_shared(recipe):
     text = Path(recipe).read_text()
     assert "../shared" not in text and "SPEC.md" not in text

@@ -29,30 +29,14 @@ def _demo(args: argparse.Namespace) -> int:
 
 def _score(args: argparse.Namespace) -> int:
     from .curation.score_files import score_table
+    from .scoring_settings import ScoringSettings
 
     counts = score_table(
         args.input, args.output, threshold=args.threshold, keep_errors=args.keep_errors, config=args.config,
-        split=args.split, revision=args.revision, model=args.model, batch_size=args.batch_size,
-        columns=args.columns, device=args.device, on_image_error=args.on_image_error,
+        split=args.split, revision=args.revision, scoring=ScoringSettings.from_args(args),
     )
     print(f"scored {counts['rows']} rows ({counts['errors']} errors); wrote {counts['written']} to {args.output}")
     return 0
-
-
-def _positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
-    return value
-
-
-def _column_map(text: str):
-    from .row_layouts import ColumnMap
-
-    try:
-        return ColumnMap.parse(text)
-    except ValueError as err:
-        raise argparse.ArgumentTypeError(str(err)) from None
 
 
 def _add_convert(subparsers: argparse._SubParsersAction) -> None:
@@ -145,18 +129,14 @@ def build_parser() -> argparse.ArgumentParser:
     score = sub.add_parser("score", help="score (and optionally filter) a table: file, folder of shards, Hub id")
     score.add_argument("input", help=".parquet/.jsonl/.csv file, a folder or glob of them, or a Hub dataset id")
     score.add_argument("--output", required=True, help="file to write: .parquet, .jsonl or .csv")
-    score.add_argument("--model", default=None, help="Hub id or folder (default: $UNIFILTER_MODEL or official)")
     score.add_argument("--threshold", type=float, default=None, help="keep rows scoring at least this")
     score.add_argument("--keep-errors", action="store_true", help="with --threshold: also keep unscorable rows")
-    score.add_argument("--batch-size", type=_positive_int, default=8)
-    score.add_argument("--columns", type=_column_map, default=None,
-                       help="ROLE=COLUMN pairs overriding detection, e.g. image=URL,text=TEXT or images=imgs,texts=txt")
-    score.add_argument("--device", default=None, help="cpu, cuda, cuda:1, ... (default: CUDA if available)")
-    score.add_argument("--on-image-error", choices=["fail_if_all", "fail", "score_rest"], default="fail_if_all",
-                       help="what a document whose images failed to load gets (docs/input_handling.md)")
     score.add_argument("--config", default=None, help="Hub dataset config")
     score.add_argument("--split", default="train", help="Hub dataset split")
     score.add_argument("--revision", default=None, help="Hub dataset revision")
+    from .scoring_settings import add_scoring_arguments
+
+    add_scoring_arguments(score)  # --model, --device, --batch-size, --columns, ... (shared with curate)
     score.set_defaults(func=_score)
 
     from .curation.cli import register as register_curate

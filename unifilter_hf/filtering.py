@@ -29,12 +29,13 @@ import math
 import os
 import weakref
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from .fingerprint import model_fingerprint
-from .row_layouts import IMAGE_ERROR_POLICIES, ColumnMap, ImageErrorPolicy, SchemaError
+from .row_layouts import ColumnMap, SchemaError
 from .scoring import DEFAULT_THRESHOLD, QualityScorer, ScoreRecord, default_model_id
+from .scoring_settings import ScoringSettings
 
 logger = logging.getLogger(__name__)
 
@@ -47,20 +48,15 @@ SCORE_COLUMNS = (
 
 
 @dataclass(frozen=True)
-class UniFilterSettings:
-    """The settings of `unifilter_score` / `unifilter_keep` (typed, validated, immutable).
+class UniFilterSettings(ScoringSettings):
+    """The settings of `unifilter_score` / `unifilter_keep`: the scoring settings plus the filter's own.
+
+    Every `ScoringSettings` field (model, device, batch_size, columns, max_images, image_timeout,
+    on_image_error, read_workers, max_padding; see `unifilter_hf.scoring_settings`) and:
 
     Attributes:
         threshold: `unifilter_keep` keeps rows scoring at least this (default 2.0: levels 2 and 3).
-        batch_size: rows per forward pass (never changes a score).
-        columns: a `ColumnMap` (or dict) naming the row columns; detected from the first batch otherwise.
         keep_errors: `unifilter_keep` also keeps rows that could not be scored.
-        max_images: read at most this many images per document (the rest is dropped, and counted).
-        on_image_error: what a document whose images failed to load gets: `"fail_if_all"` (fail it when none
-            loaded), `"fail"` (when any failed) or `"score_rest"` (score what is left). See
-            docs/input_handling.md.
-        image_timeout: seconds per image URL fetch.
-        device: where the model runs (default: CUDA if available).
 
     Example:
         >>> UniFilterSettings(threshold=2.5).replace(batch_size=16).batch_size
@@ -73,59 +69,31 @@ class UniFilterSettings:
     """
 
     threshold: float = DEFAULT_THRESHOLD
-    batch_size: int = 8
-    columns: ColumnMap | None = None
     keep_errors: bool = False
-    max_images: int | None = None
-    on_image_error: ImageErrorPolicy = "fail_if_all"
-    image_timeout: float = 10.0
-    device: str | None = field(default=None, compare=False)
 
     def __post_init__(self) -> None:
-        if self.columns is not None and not isinstance(self.columns, ColumnMap):
-            object.__setattr__(self, "columns", ColumnMap.coerce(self.columns))
-        if not isinstance(self.batch_size, int) or self.batch_size < 1:
-            raise ValueError(f"batch_size must be a positive integer, got {self.batch_size!r}")
-        if self.on_image_error not in IMAGE_ERROR_POLICIES:
-            raise ValueError(f"on_image_error must be one of {IMAGE_ERROR_POLICIES}, got {self.on_image_error!r}")
+        super().__post_init__()
         if not isinstance(self.threshold, int | float) or math.isnan(self.threshold):
             raise ValueError(f"threshold must be a number, got {self.threshold!r}")
 
     @classmethod
-    def names(cls) -> list[str]:
-        return sorted(f.name for f in dataclasses.fields(cls))
-
-    def replace(self, **changes: Any) -> UniFilterSettings:
-        """A copy with `changes`; unknown names raise `TypeError` (a typo must not be ignored)."""
-        unknown = sorted(set(changes) - set(self.names()))
-        if unknown:
-            raise TypeError(f"unknown UniFilter setting(s) {unknown}; valid: {', '.join(self.names())}")
-        return dataclasses.replace(self, **changes)
-
-    def scoring_identity(self) -> dict:
-        """The settings that change a row's score (not batch size, device or the filter's threshold)."""
-        return {
-            "columns": None if self.columns is None else dataclasses.asdict(self.columns),
-            "max_images": self.max_images,
-            "on_image_error": self.on_image_error,
-            "image_timeout": self.image_timeout,
-        }
-
-    def scorer_options(self) -> dict:
-        return {
-            "batch_size": self.batch_size,
-            "max_images": self.max_images,
-            "on_image_error": self.on_image_error,
-            "image_timeout": self.image_timeout,
-        }
+    def of(cls, settings: ScoringSettings | None) -> UniFilterSettings:
+        """`settings` as `UniFilterSettings` (a plain `ScoringSettings` gets the default threshold)."""
+        if settings is None or isinstance(settings, cls):
+            return settings or cls()
+        return cls(**{f.name: getattr(settings, f.name) for f in dataclasses.fields(ScoringSettings)})
 
 
 class _UniFilterCallable:
     """Shared machinery: lazy scorer, batch/row dispatch, factory calls, light pickling."""
 
     def __init__(self, model: Any = None, *, processor: Any = None, fingerprint: str | None = None,
-                 settings: UniFilterSettings | None = None, **options: Any):
-        self.settings = (settings or UniFilterSettings()).replace(**options)
+                 settings: ScoringSettings | None = None, **options: Any):
+        settings = UniFilterSettings.of(settings).replace(**options)
+        model = settings.model if model is None else model
+        # `settings.model` names the model when it has a name; an in-memory model or a scorer is held as is.
+        named = isinstance(model, (str, os.PathLike))
+        self.settings = settings.replace(model=os.fspath(model) if named else None)
         self._model, self._processor, self._fingerprint = model, processor, fingerprint
         self._scorer: QualityScorer | None = None
         self._scorer_source: str | None = None  # the default model the scorer was loaded for
@@ -141,6 +109,8 @@ class _UniFilterCallable:
                 config["model"] = batch
             return self._derived(config)
         if config:  # `ds.filter(unifilter_keep, fn_kwargs={"threshold": 0.1})`: honoured, not ignored
+            if "model" in config:
+                raise TypeError("pass model= when creating the callable (unifilter_score(model=...)), not per batch")
             key = json.dumps(config, sort_keys=True, default=repr)
             if key not in self._configured:
                 # The loaded model is shared; reading and batching follow the configured settings.
@@ -152,11 +122,17 @@ class _UniFilterCallable:
         return self._apply(batch, self._columns_for(batch))
 
     def _derived(self, config: dict) -> _UniFilterCallable:
+        settings, given = self.settings, config.pop("settings", None)
+        if isinstance(given, UniFilterSettings):
+            settings = given
+        elif given is not None:  # a ScoringSettings (`score`'s, `curate`'s): this callable's filter settings stay
+            settings = settings.replace(**{name: getattr(given, name) for name in ScoringSettings.names()})
+        if given is not None and given.model is not None:
+            config.setdefault("model", given.model)
         model = config.pop("model", self._model)
         processor = config.pop("processor", self._processor)
         fingerprint = config.pop("fingerprint", self._fingerprint if model is self._model else None)
-        return type(self)(model, processor=processor, fingerprint=fingerprint,
-                          settings=self.settings.replace(**config))
+        return type(self)(model, processor=processor, fingerprint=fingerprint, settings=settings.replace(**config))
 
     def _columns_for(self, batch: Mapping) -> ColumnMap:
         columns = self.settings.columns or ColumnMap.detect(batch.keys())
@@ -181,20 +157,13 @@ class _UniFilterCallable:
         # The default model is read at use, so `unifilter_score` as written follows $UNIFILTER_MODEL.
         source = default_model_id() if self._model is None else None
         if self._scorer is None or source != self._scorer_source:
-            model, settings = self._model, self.settings
             self._scorer_source = source
+            # A scorer passed in is used as it is (its options are the caller's); anything else is built here.
+            model = self._model
             if isinstance(model, QualityScorer):
                 self._scorer = model
-            elif model is None or isinstance(model, (str, os.PathLike)):
-                self._scorer = QualityScorer.from_pretrained(
-                    str(model or source), device=settings.device, **settings.scorer_options()
-                )
             else:
-                if self._processor is None:
-                    raise ValueError("pass processor= together with an in-memory model")
-                self._scorer = QualityScorer(
-                    model, self._processor, device=settings.device, **settings.scorer_options()
-                )
+                self._scorer = self.settings.build_scorer(source if model is None else model, self._processor)
         return self._scorer
 
     def _output(self, records: list[ScoreRecord], batched: bool):

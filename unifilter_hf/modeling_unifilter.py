@@ -12,6 +12,7 @@ from transformers.activations import ACT2FN
 from transformers.utils import ModelOutput
 
 from .configuration_unifilter import UniFilterConfig
+from .quality_losses import ce_loss, mse_loss
 
 
 @dataclass
@@ -228,10 +229,7 @@ class UniFilterForQualityScoring(UniFilterPreTrainedModel):
 
         loss = None
         if labels is not None:
-            if self.config.num_labels == 1:
-                loss = nn.functional.mse_loss(scores.float(), labels.float().view(-1))
-            else:
-                loss = nn.functional.cross_entropy(logits.float(), labels.long().view(-1))
+            loss = mse_loss(scores, labels) if self.config.num_labels == 1 else ce_loss(logits, labels)
         return QualityScoringOutput(loss=loss, logits=logits, scores=scores)
 
     @staticmethod

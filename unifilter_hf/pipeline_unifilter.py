@@ -9,11 +9,15 @@ Example:
 
 from __future__ import annotations
 
-import torch
+import itertools
+from collections.abc import Iterable, Iterator
+
 from transformers import Pipeline
 
-from .row_layouts import try_to_sample
-from .scoring import ScoreRecord, records_from_logits
+from .scoring import QualityScorer
+
+_WINDOW_BATCHES = 8  # rows read and planned together: this many batches (at least _MIN_WINDOW rows)
+_MIN_WINDOW = 64
 
 
 class MultimodalQualityScoringPipeline(Pipeline):
@@ -25,7 +29,12 @@ class MultimodalQualityScoringPipeline(Pipeline):
     exception. A list gives a list, a generator or a `datasets` dataset an iterator of results in order.
 
     Parameters (at creation or per call): `threshold`, `max_length`, `image_timeout`, `max_images`,
-    `on_image_error` (see docs/input_handling.md). Anything else raises `TypeError`.
+    `on_image_error` (see docs/input_handling.md), `max_batch_tokens`, `compile` (docs/scaling.md); precision
+    with the pipeline's own `dtype=` at creation. Anything else raises `TypeError`.
+
+    Rows are scored by the package's one batch path (`QualityScorer.score_read`): read in threads, then
+    length-sorted micro-batches of `batch_size` (default 1, as for every pipeline), a failed one retried
+    row by row. `preprocess` hands the row on unread, `_forward` runs the scorer, `postprocess` makes the dicts.
     """
 
     _load_processor = True
@@ -47,56 +56,71 @@ class MultimodalQualityScoringPipeline(Pipeline):
         return super().__call__(inputs, *args, **kwargs)
 
     def _sanitize_parameters(
-        self, threshold=None, max_length=None, image_timeout=None, max_images=None, on_image_error=None, **kwargs
+        self, threshold=None, max_length=None, image_timeout=None, max_images=None, on_image_error=None,
+        max_batch_tokens=None, compile=None, **kwargs
     ):
         if kwargs:
             raise TypeError(
                 f"unknown parameter(s) {sorted(kwargs)} for multimodal-quality-scoring; accepted: threshold, "
-                "max_length, image_timeout, max_images, on_image_error (and batch_size, num_workers)"
+                "max_length, image_timeout, max_images, on_image_error, max_batch_tokens, compile (and "
+                "batch_size, num_workers, dtype at creation)"
             )
-        row_options = {"timeout": image_timeout, "max_images": max_images, "on_image_error": on_image_error}
-        preprocess = {"row_options": {k: v for k, v in row_options.items() if v is not None}}
-        if max_length is not None:
-            preprocess["max_length"] = max_length
+        options = {"max_length": max_length, "image_timeout": image_timeout, "max_images": max_images,
+                   "on_image_error": on_image_error, "max_batch_tokens": max_batch_tokens, "compile": compile}
         postprocess = {} if threshold is None else {"threshold": threshold}
-        return preprocess, {}, postprocess
+        return {}, {k: v for k, v in options.items() if v is not None}, postprocess
 
-    def preprocess(self, inputs, max_length=None, row_options=None):
-        sample, reason = try_to_sample(inputs, **(row_options or {}))
-        if sample is None:
-            # A one-token stand-in keeps the row in the batch; postprocess reports the error instead.
-            encoded = {"input_ids": torch.tensor([[self.processor.tokenizer.eos_token_id or 0]]),
-                       "attention_mask": torch.ones(1, 1, dtype=torch.long)}
-            counts = [0, 0]
-        else:
-            encoded = dict(self.processor([sample], max_length=max_length, return_image_counts=True))
-            kept = int(encoded.pop("num_images")[0])
-            counts = [len(sample.meta.get("dropped", ())), sample.num_images - kept]
-        if "pixel_values" not in encoded:  # batching needs the same keys in every row
-            size = self.processor.image_processor.size
-            encoded["pixel_values"] = torch.zeros(0, 3, size["height"], size["width"])
-        encoded["error"] = reason
-        encoded["image_counts"] = torch.tensor([counts])
-        return encoded
+    @property
+    def scorer(self) -> QualityScorer:
+        """The `QualityScorer` over this pipeline's model and processor (per-call options derive from it)."""
+        if getattr(self, "_scorer", None) is None:
+            self._scorer = QualityScorer(self.model, self.processor, batch_size=1)
+        return self._scorer
 
-    def _forward(self, model_inputs):
-        errors, counts = model_inputs.pop("error"), model_inputs.pop("image_counts")
-        out = self.model(**model_inputs)
-        return {"logits": out.logits, "scores": out.scores, "error": errors, "image_counts": counts}
+    def preprocess(self, inputs):
+        # Reading (images fetched and decoded in threads) is the scorer's first step, in `_forward`.
+        return {"rows": [inputs]}
 
-    def postprocess(self, model_outputs, threshold=None):
-        error = model_outputs["error"]
-        error = error[0] if isinstance(error, list) else error
-        if error is not None:
-            record = ScoreRecord.failed(error)
-        else:
-            calibration = getattr(self.model.config, "calibration", None)
-            record = records_from_logits(model_outputs["logits"], model_outputs["scores"], calibration)[0]
-            record.images_dropped, record.images_cut = (int(v) for v in model_outputs["image_counts"].view(-1))
-        result = record.to_dict()
-        if threshold is not None:
-            result["keep"] = record.keep(threshold)
-        return result
+    def _forward(self, model_inputs, batch_size=1, **options):
+        scorer = self.scorer.with_options(batch_size=batch_size, **options)
+        return {"records": scorer.score_rows(model_inputs["rows"])}
+
+    def postprocess(self, model_outputs, threshold=None) -> list[dict]:
+        results = []
+        for record in model_outputs["records"]:
+            result = record.to_dict()
+            if threshold is not None:
+                result["keep"] = record.keep(threshold)
+            results.append(result)
+        return results
+
+    def run_single(self, inputs, preprocess_params, forward_params, postprocess_params):
+        return self._run(self.preprocess(inputs, **preprocess_params)["rows"], forward_params,
+                         postprocess_params)[0]
+
+    def get_iterator(self, inputs, num_workers, batch_size, preprocess_params, forward_params, postprocess_params):
+        # Lists, generators and torch datasets (KeyDataset): windows of rows through the scorer, results in
+        # order and lazily; `num_workers` is not needed (the scorer reads each window's rows in threads).
+        window = max(batch_size * _WINDOW_BATCHES, _MIN_WINDOW)
+        forward_params = {**forward_params, "batch_size": batch_size}
+        for chunk in _windows(_rows_of(inputs), window):
+            rows = [row for x in chunk for row in self.preprocess(x, **preprocess_params)["rows"]]
+            yield from self._run(rows, forward_params, postprocess_params)
+
+    def _run(self, rows: list, forward_params: dict, postprocess_params: dict) -> list[dict]:
+        return self.postprocess(self._forward({"rows": rows}, **forward_params), **postprocess_params)
+
+
+def _rows_of(inputs) -> Iterable:
+    if hasattr(inputs, "__iter__"):
+        return inputs
+    return (inputs[i] for i in range(len(inputs)))  # a torch Dataset: indexable, maybe not iterable
+
+
+def _windows(rows: Iterable, size: int) -> Iterator[list]:
+    iterator = iter(rows)
+    while chunk := list(itertools.islice(iterator, size)):
+        yield chunk
 
 
 def _is_datasets_dataset(obj) -> bool:

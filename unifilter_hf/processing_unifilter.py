@@ -92,7 +92,17 @@ class UniFilterProcessor(ProcessorMixin):
 
     # -- prompts -------------------------------------------------------------------------------------------
     def format_prompt(self, sample: Sample) -> tuple[str, list[Image.Image]]:
-        """The prompt text with `<image>` placeholders and the images it refers to, in order."""
+        """The prompt text with `<image>` placeholders and the images it refers to, in order.
+
+        A sample whose `meta` holds `"prompt"` (a record already in the official layout, text with `<image>`
+        placeholders) is used verbatim, as the official training code tokenizes it.
+        """
+        if isinstance(sample.meta.get("prompt"), str):
+            prompt = sample.meta["prompt"]
+            if prompt.count(self.image_token) != sample.num_images:
+                raise ValueError(f"the prompt has {prompt.count(self.image_token)} {self.image_token} placeholders "
+                                 f"for {sample.num_images} images")
+            return prompt, sample.image_list
         if sample.kind == "caption":
             text = sample.texts[0] or ""
             return f"{self.image_token}\n" + text.replace(self.image_token, "image"), [sample.images[0]]
@@ -139,9 +149,24 @@ class UniFilterProcessor(ProcessorMixin):
         """Positions `ids` take once every image slot is expanded to its image-token block."""
         return len(ids) + ids.count(_IMAGE_SLOT) * (self.num_image_tokens - 1)
 
-    def _splice(self, ids: list[int], max_length: int) -> tuple[list[int], int]:
-        """Expand image slots to image-token blocks and cut to `max_length`; returns (ids, images kept)."""
+    def _splice(self, ids: list[int], max_length: int, truncation: str = "whole_images") -> tuple[list[int], int]:
+        """Expand image slots to image-token blocks and cut to `max_length`; returns (ids, images kept).
+
+        `truncation="official"` cuts the spliced ids at `max_length` as the official training does (EOS may be
+        lost); an image block the cut would split is dropped whole, since the model needs complete blocks.
+        """
         block = [self.image_token_id] * self.num_image_tokens
+        if truncation == "official" and self._spliced_length(ids) > max_length:
+            kept, used = [], 0
+            for tok in ids:
+                size = self.num_image_tokens if tok == _IMAGE_SLOT else 1
+                if used + size > max_length:
+                    break
+                kept.append(tok)
+                used += size
+            ids = kept
+        elif truncation != "whole_images" and truncation != "official":
+            raise ValueError(f"truncation must be 'whole_images' or 'official', got {truncation!r}")
         if self._spliced_length(ids) > max_length:
             # Keep whole blocks only, and always keep the final token: the model pools on it.
             budget, kept = max_length - 1, []
@@ -187,6 +212,7 @@ class UniFilterProcessor(ProcessorMixin):
         text: str | Sequence[str] | None = None,
         max_length: int | None = None,
         return_image_counts: bool = False,
+        truncation: str = "whole_images",
         **kwargs,
     ) -> BatchFeature:
         """Encode samples, or captions given as parallel `images` and `text`.
@@ -195,6 +221,8 @@ class UniFilterProcessor(ProcessorMixin):
         `pixel_values` `(images, 3, H, W)` for all kept images in reading order (absent when there are
         none): exactly the model's inputs. `return_image_counts=True` adds `num_images` `(batch,)`, the images
         of each row that survived the `max_length` cut (not a model input: drop it before calling the model).
+        `truncation`: `"whole_images"` (default: drop whole image blocks, keep the final EOS) or `"official"`
+        (cut at `max_length` like the official training, see `_splice`).
         """
         if samples is None:
             if images is None or text is None:
@@ -211,7 +239,7 @@ class UniFilterProcessor(ProcessorMixin):
         prompts, row_images = zip(*(self.format_prompt(s) for s in samples)) if samples else ((), ())
         rows, all_images, counts = [], [], []
         for ids, imgs in zip(self._prompt_ids(samples, prompts), row_images):
-            spliced, kept = self._splice(ids, max_length)
+            spliced, kept = self._splice(ids, max_length, truncation)
             rows.append(spliced)
             all_images.extend(imgs[:kept])
             counts.append(kept)

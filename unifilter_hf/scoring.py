@@ -184,12 +184,16 @@ class QualityScorer:
         max_padding: most padded positions per real one in a micro-batch beyond which it ends early (None:
             batches of `batch_size` whatever the lengths). Padding costs decoder time, and a row alone lets
             the decoder skip the padding mask (causal attention computes half the score matrix).
+        max_length: cut sequences to this many positions (default: the processor's `max_length`).
         max_batch_tokens: most decoder positions (rows x longest row) in a micro-batch: bounds a job's peak
             memory by the budget, not by its longest rows (a longer row runs alone). None: no budget.
         compile: compile the vision and decoder layers with `torch.compile` (`unifilter_hf.compilation`); the
             first batches pay the compile time. Falls back to eager, with one warning, where torch cannot.
         dtype: run the model in this dtype (`"bfloat16"`, `"float16"` on GPUs, `"float32"` or a `torch.dtype`);
             None keeps the model's own.
+
+    Every door (pipeline, `datasets` callables, `score`, `curate`) scores through :meth:`score_read`; the
+    settings the commands and callables share are `unifilter_hf.scoring_settings.ScoringSettings`.
     """
 
     def __init__(
@@ -205,6 +209,7 @@ class QualityScorer:
         on_image_error: ImageErrorPolicy = "fail_if_all",
         read_workers: int = 8,
         max_padding: float | None = 0.1,
+        max_length: int | None = None,
         max_batch_tokens: int | None = None,
         compile: bool = False,
         dtype: str | torch.dtype | None = None,
@@ -226,6 +231,7 @@ class QualityScorer:
         self.row_options = {"max_images": max_images, "timeout": image_timeout, "on_image_error": on_image_error}
         self.read_workers = read_workers
         self.max_padding = max_padding
+        self.max_length = max_length
 
     @classmethod
     def from_pretrained(cls, name_or_path: str | None = None, *, device: str | None = None, **kwargs):
@@ -252,17 +258,24 @@ class QualityScorer:
     def device(self) -> torch.device:
         return self.model.device
 
-    def with_options(self, *, batch_size: int, max_images: int | None, image_timeout: float,
-                     on_image_error: ImageErrorPolicy) -> QualityScorer:
-        """This scorer, or one sharing its model and processor with other reading and batching options."""
-        row_options = {"max_images": max_images, "timeout": image_timeout, "on_image_error": on_image_error}
-        if batch_size == self.batch_size and row_options == self.row_options:
+    def options(self) -> dict:
+        """The reading and batching options of this scorer: `QualityScorer(model, processor, **options)`."""
+        return {
+            "batch_size": self.batch_size, "columns": self.columns, "max_images": self.row_options["max_images"],
+            "image_timeout": self.row_options["timeout"], "on_image_error": self.row_options["on_image_error"],
+            "read_workers": self.read_workers, "max_padding": self.max_padding, "max_length": self.max_length,
+            "max_batch_tokens": self.max_batch_tokens, "compile": self.compile, "dtype": self.dtype,
+        }
+
+    def with_options(self, **changes) -> QualityScorer:
+        """This scorer, or one sharing its model and processor with `changes` to its `options()`."""
+        unknown = sorted(set(changes) - set(self.options()))
+        if unknown:
+            raise TypeError(f"unknown scorer option(s) {unknown}; valid: {', '.join(self.options())}")
+        options = {**self.options(), **changes}
+        if options == self.options():
             return self
-        return QualityScorer(
-            self.model, self.processor, batch_size=batch_size, columns=self.columns, max_images=max_images,
-            image_timeout=image_timeout, on_image_error=on_image_error, read_workers=self.read_workers,
-            max_padding=self.max_padding,
-        )
+        return QualityScorer(self.model, self.processor, **options)
 
     def score_rows(
         self, rows: Sequence[Mapping], columns: ColumnMap | Mapping[str, str] | None = None
@@ -272,17 +285,26 @@ class QualityScorer:
         `columns` overrides the scorer's column map for this call; without either, each row is detected.
         """
         columns = self.columns if columns is None else columns
-        records: list[ScoreRecord | None] = [None] * len(rows)
-        good: list[tuple[int, Sample]] = []
-        for i, (sample, reason) in enumerate(self._read(rows, columns)):
-            if sample is None:
-                records[i] = ScoreRecord.failed(reason)
-            else:
-                good.append((i, sample))
-        for (i, _), record in zip(good, self.score_samples([s for _, s in good])):
-            records[i] = record
+        records = self.score_read(self._read(rows, columns))
         _warn_about_lost_images(records)
         return records
+
+    def score_read(self, read: Sequence[tuple[Sample | None, str | None]]) -> list[ScoreRecord]:
+        """The one batch path: rows already read, ``(sample, None)`` or ``(None, reason)`` each -> records in order.
+
+        Every door ends here: `score_rows` (pipeline, `datasets` callables, `score`) after reading rows in
+        threads, the curation engines after decoding a window (in worker processes or not). The samples are
+        planned into length-sorted micro-batches and scored by `score_samples` (a failed micro-batch is
+        retried row by row); a row that could not be read gets a NaN record with its reason.
+
+        Example:
+            >>> from unifilter_hf.tiny import tiny_model_and_processor
+            >>> [r.error for r in QualityScorer(*tiny_model_and_processor()).score_read([(None, "bad row")])]
+            ['bad row']
+        """
+        good = [(i, sample) for i, (sample, _) in enumerate(read) if sample is not None]
+        scored = dict(zip([i for i, _ in good], self.score_samples([s for _, s in good])))
+        return [scored[i] if i in scored else ScoreRecord.failed(reason) for i, (_, reason) in enumerate(read)]
 
     def _read(self, rows: Sequence[Mapping], columns) -> list[tuple[Sample | None, str | None]]:
         def read(row):
@@ -309,7 +331,7 @@ class QualityScorer:
         exact = getattr(self.processor, "sequence_lengths", None)  # a processor of older remote code lacks it
         if exact is not None:
             try:
-                return exact(samples)
+                return exact(samples) if self.max_length is None else exact(samples, max_length=self.max_length)
             except Exception as err:  # noqa: BLE001 - planning only: a bad row fails later, in its own batch
                 logger.debug("exact lengths failed (%s); estimating", err)
         return [self.estimated_length(s) for s in samples]
@@ -322,7 +344,8 @@ class QualityScorer:
     @torch.inference_mode()
     def _score_batch(self, samples: list[Sample]) -> list[ScoreRecord]:
         try:
-            inputs = self.processor(samples, return_image_counts=True)
+            cut = {} if self.max_length is None else {"max_length": self.max_length}
+            inputs = self.processor(samples, return_image_counts=True, **cut)
             kept = inputs.pop("num_images").tolist()
             out = self._forward(**inputs.to(self.device))
             records = records_from_logits(out.logits, out.scores, getattr(self.model.config, "calibration", None))

@@ -12,19 +12,10 @@ import logging
 import sys
 
 from ..publishing.hub import add_push_flags
+from ..scoring_settings import ScoringSettings, add_scoring_arguments
 from .settings import CurateConfig, CurationError, load_recipe
 
 _RECIPE_SUFFIXES = (".yaml", ".yml")
-
-
-def _columns(text: str) -> dict[str, str]:
-    """``"image=jpg,text=txt"`` -> ``{"image": "jpg", "text": "txt"}`` (a plain dict: it goes into the manifest)."""
-    from ..row_layouts import ColumnMap
-
-    try:
-        return {role: column for role, column in vars(ColumnMap.parse(text)).items() if column}
-    except ValueError as err:
-        raise argparse.ArgumentTypeError(str(err)) from None
 
 
 def register(sub) -> None:
@@ -36,11 +27,7 @@ def register(sub) -> None:
     p.add_argument("--dataset-config", help="Hub dataset config name (when --config is a recipe)")
     p.add_argument("--split")
     p.add_argument("--revision")
-    p.add_argument("--columns", type=_columns, help="override detection, e.g. image=jpg,text=txt")
-    p.add_argument("--model", help="native folder, official checkpoint or Hub id (default: $UNIFILTER_MODEL)")
-    p.add_argument("--batch-size", type=int)
-    p.add_argument("--device")
-    p.add_argument("--max-images", type=int)
+    add_scoring_arguments(p)  # --model, --device, --batch-size, --columns, ... (the same as `score`'s)
     p.add_argument("--window", type=int, help="rows bucketed by length together (default: 8 batches)")
     p.add_argument("--workers", type=int, help="image-decoding processes (default 0: in the main process)")
     p.add_argument("--threads", type=int, help="torch threads (local process and each Ray actor)")
@@ -70,10 +57,16 @@ def config_from_args(args: argparse.Namespace) -> CurateConfig:
         values.update(load_recipe(recipe))
     elif recipe:
         values["dataset_config"] = recipe
-    skip = ("config", "func", "command", "debug")
+    # A recipe's scoring keys (flat, or under `scoring:`), then the scoring flags given
+    flat = {name: values.pop(name) for name in ScoringSettings.names() if name in values}
+    try:
+        base = ScoringSettings(**(values.pop("scoring", None) or {})).replace(**flat)
+    except (TypeError, ValueError) as err:
+        raise CurationError(f"recipe {recipe}: {err}") from None
+    skip = ("config", "func", "command", "debug", *ScoringSettings.names())
     flags = {k: v for k, v in vars(args).items() if k not in skip and v is not None}
     values.update(flags)
-    return CurateConfig(**values)
+    return CurateConfig(scoring=ScoringSettings.from_args(args, base=base), **values)
 
 
 def _silence() -> None:

@@ -3,9 +3,9 @@
 Rows are read in windows of ``window`` rows (a multiple of the batch size). Each window is turned into
 samples by :func:`~unifilter_hf.curation.decoding.decode_window`, in worker processes when a pool is given
 (split over the workers; the next windows decode while the model scores the current one), then scored by
-:meth:`QualityScorer.score_samples`, which sorts the whole window by length into micro-batches: bucketing
-spans the window, not one batch. At most ``(workers + 2) * window`` rows are held at once, whatever the
-source size; :class:`InFlight` measures it.
+:meth:`QualityScorer.score_read` (the batch path of every door), which sorts the whole window by length into
+micro-batches: bucketing spans the window, not one batch. At most ``(workers + 2) * window`` rows are held at
+once, whatever the source size; :class:`InFlight` measures it.
 
 Windows are fixed by row position, so the same shard gives the same batches, hence the same sidecar bytes,
 with or without workers and on either engine.
@@ -100,7 +100,7 @@ def score_shard(
     shard: Shard,
     layout: Layout,
     *,
-    columns: Mapping[str, str] | None,
+    columns: ColumnMap | Mapping[str, str] | None,
     window: int,
     pool=None,
     workers: int = 0,
@@ -127,9 +127,7 @@ def score_shard(
             decoded = unpack([d for part in job for d in part.get()])
         else:
             decoded = decode_window(views, columns, row_options, shrink)
-        good = [(i, sample) for i, (sample, _) in enumerate(decoded) if sample is not None]
-        scored = dict(zip([i for i, _ in good], scorer.score_samples([s for _, s in good])))
-        records.extend(scored.get(i) or ScoreRecord.failed(reason) for i, (_, reason) in enumerate(decoded))
+        records.extend(scorer.score_read(decoded))  # the scorer's one batch path: plan, batch, retry, merge
         in_flight.done(len(views))
         if progress is not None:
             progress.update(len(views))

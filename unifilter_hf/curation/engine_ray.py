@@ -29,13 +29,9 @@ class ShardScorer:
     def __init__(self, model: str, output: str, settings: dict):
         import torch
 
-        from ..scoring import QualityScorer
-
         torch.set_num_threads(settings["threads"])  # the driver's count: CPU results depend on it
 
-        self.scorer = QualityScorer.from_pretrained(
-            model, device=settings["device"], batch_size=settings["batch_size"], max_images=settings["max_images"]
-        )
+        self.scorer = settings["scoring"].build_scorer(model)  # the same ScoringSettings as the local engine
         self.layout = Layout(output)
         self.settings = settings
 
@@ -45,7 +41,7 @@ class ShardScorer:
         rows = []
         for payload in batch["shard"]:
             shard = Shard(**json.loads(payload))
-            result = score_shard(self.scorer, shard, self.layout, columns=self.settings["columns"],
+            result = score_shard(self.scorer, shard, self.layout, columns=self.settings["scoring"].columns,
                                  window=self.settings["window"])
             rows.append(result.rows)
         return {"shard": batch["shard"], "rows": np.asarray(rows, dtype=np.int64)}
@@ -68,9 +64,9 @@ def run_ray(config: CurateConfig, model: str, shards: list[Shard], layout: Layou
         raise CurationError("--engine ray needs a path or Hub id source, not an in-memory dataset")
     if not ray.is_initialized():
         ray.init(address=config.ray_address, ignore_reinit_error=True, log_to_driver=not config.quiet)
-    settings = {"device": config.device or ("cuda" if config.gpus_per_actor else "cpu"),
-                "batch_size": config.batch_size, "max_images": config.max_images,
-                "columns": config.columns, "window": config.window_rows, "threads": _threads(config)}
+    device = config.scoring.device or ("cuda" if config.gpus_per_actor else "cpu")
+    settings = {"scoring": config.scoring.replace(device=device), "window": config.window_rows,
+                "threads": _threads(config)}
     payloads = [json.dumps({k: v for k, v in asdict(s).items() if k != "dataset"}) for s in shards]
     ds = ray.data.from_items([{"shard": p} for p in payloads], override_num_blocks=max(1, len(payloads)))
     scored = ds.map_batches(

@@ -43,7 +43,7 @@ def _model_identity(config: CurateConfig, scorer) -> tuple[str, str]:
     if scorer is not None:
         name = getattr(scorer.model.config, "name_or_path", "") or "in-memory model"
         return name, model_fingerprint(scorer)
-    name = config.model or default_model_id()
+    name = config.scoring.model or default_model_id()
     return name, model_fingerprint(name)
 
 
@@ -58,12 +58,8 @@ def _start_over_selection(layout: Layout, plan: dict) -> None:
 
 
 def _load_scorer(config: CurateConfig, model_name: str):
-    from ..scoring import QualityScorer
-
     try:
-        return QualityScorer.from_pretrained(
-            model_name, device=config.device, batch_size=config.batch_size, max_images=config.max_images
-        )
+        return config.scoring.build_scorer(model_name)
     except (OSError, ValueError) as err:
         first = (str(err).strip().splitlines() or [type(err).__name__])[0][:200]
         raise CurationError(f"cannot load model {model_name!r} ({first}); pass --model a folder or Hub id") from None
@@ -96,8 +92,8 @@ def load_summary(run_dir: str | Path) -> dict:
 def curate(config: CurateConfig, *, scorer=None) -> Path:
     """Run (or resume, or re-select) a curation job; returns its folder (read the summary with `load_summary`).
 
-    ``scorer`` (a :class:`~unifilter_hf.scoring.QualityScorer`) replaces ``config.model`` for the local engine.
-    Publishing options of ``config`` (report, card, push) are for
+    ``scorer`` (a :class:`~unifilter_hf.scoring.QualityScorer`) replaces ``config.scoring.model`` for the local
+    engine, and reads rows with its own options. Publishing options of ``config`` (report, card, push) are for
     :func:`unifilter_hf.publishing.curation_run.finish_curation`; a caller that pushes checks the token first
     (``publishing.hub.check_can_push``), before hours of scoring.
     """
@@ -113,7 +109,7 @@ def curate(config: CurateConfig, *, scorer=None) -> Path:
     except SourceError as err:
         raise CurationError(str(err)) from None
     if not config.select_only:
-        _check_schema(shards, config.columns)  # before the manifest: a wrong layout leaves nothing behind
+        _check_schema(shards, config.scoring.columns)  # before the manifest: a wrong layout leaves nothing behind
     model_name, fingerprint = _model_identity(config, scorer)
     manifest = {
         "manifest_version": MANIFEST_VERSION,
@@ -154,7 +150,7 @@ def curate(config: CurateConfig, *, scorer=None) -> Path:
             else:
                 from .engine_local import run_local
 
-                results = run_local(scorer, todo, layout, columns=config.columns, window=config.window_rows,
+                results = run_local(scorer, todo, layout, columns=config.scoring.columns, window=config.window_rows,
                                     workers=config.workers, progress=progress)
                 scored_rows = sum(r.rows for r in results)
                 peak = max(r.peak_rows_in_flight for r in results)
@@ -189,4 +185,3 @@ def curate(config: CurateConfig, *, scorer=None) -> Path:
         print(format_table(summary))
         print(f"wrote {Path(config.output) / 'curated'} ({summary['total']['kept']} rows kept)")
     return layout.root
-

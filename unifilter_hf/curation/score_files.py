@@ -17,6 +17,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+from ..scoring_settings import ScoringSettings
 from ..sources import SourceError, undecode_images
 
 # file suffix -> `datasets` packaged builder / writer name
@@ -88,17 +89,20 @@ def score_table(
     config: str | None = None,
     split: str = "train",
     revision: str | None = None,
+    scoring: ScoringSettings | None = None,
     **settings: Any,
 ) -> dict:
     """Score `source` and write every row (or, with `threshold`, the kept rows) to `output`.
 
-    `settings` are `UniFilterSettings` fields plus `model`. Returns counts: rows, errors, written.
+    `scoring` holds the scoring settings (`unifilter-hf score` passes `ScoringSettings.from_args`);
+    `settings` are single `ScoringSettings` fields over it (`model=`, `batch_size=`, ...). Returns counts:
+    rows, errors, written.
     """
-    from ..filtering import UniFilterKeep, unifilter_score
+    from ..filtering import UniFilterKeep, UniFilterScore
 
     writer = check_output(output)
     files = _data_files(source)  # a missing input fails before the model loads, the model before data is read
-    score = unifilter_score(**settings)
+    score = UniFilterScore(settings=scoring, **settings)
     score.scorer  # noqa: B018 - load the model first: a wrong --model fails before the data is read
     ds = _load(source, files, config=config, split=split, revision=revision)
     batch_size = score.settings.batch_size

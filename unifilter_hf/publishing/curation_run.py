@@ -39,7 +39,7 @@ def finish_curation(run_dir: str | Path, config: CurateConfig) -> Path | None:
     The report comes first: the card links its histogram.
     """
     run_dir = Path(run_dir)
-    report = write_report_or_warn(run_dir, device=config.device) if config.report else None
+    report = write_report_or_warn(run_dir, device=config.scoring.device) if config.report else None
     write_curation_card(run_dir, license=config.license)
     if report and not config.quiet:
         print(f"wrote {report}")

@@ -36,6 +36,13 @@ class DataArguments:
     )
     dataset_config: str = field(default="joint", metadata={"help": "builder config: caption, interleaved, joint"})
     image_folder: str | None = field(default=None, metadata={"help": "image root of the released JSON layout"})
+    dataset_layout: str = field(
+        default="builder",
+        metadata={"help": "'builder' (records re-laid out by the synthetic builder) or 'official' (a released-layout "
+                  "JSON/JSONL file fed verbatim, as the official training code does)"})
+    validation_file: str | None = field(
+        default=None, metadata={"help": "official layout: a separate validation file (default: carve "
+                                "validation_fraction of the groups out of the training file)"})
     validation_fraction: float = field(default=0.2, metadata={"help": "builder: share of groups held out"})
     train_scenes: int = field(default=2000, metadata={"help": "shapes world: training scenes (4 rows each)"})
     validation_scenes: int = field(default=200, metadata={"help": "shapes world: held-out validation scenes"})
@@ -60,6 +67,8 @@ class UniFilterModelConfig(ModelConfig):
     )
     vision_weights: str | None = field(default=None, metadata={"help": "pretrained SigLIP to load, or none"})
     text_weights: str | None = field(default=None, metadata={"help": "pretrained decoder to load, or none"})
+    projector_weights: str | None = field(
+        default=None, metadata={"help": "stage 2: a stage-1 output folder (or projector.safetensors) to start from"})
     vision_hidden_size: int = 64
     vision_intermediate_size: int = 128
     vision_num_layers: int = 2
@@ -79,7 +88,14 @@ class UniFilterModelConfig(ModelConfig):
     image_token_id: int | None = field(default=None, metadata={"help": "default: the processor's image token id"})
     num_image_tokens: int = field(default=16, metadata={"help": "tokens per image after pooling (a square)"})
     max_length: int = field(default=8192, metadata={"help": "longest spliced sequence (processor max_length)"})
-    pad_to_square: bool = field(default=True, metadata={"help": "official training preprocessing"})
+    pad_to_square: bool = field(default=True, metadata={"help": "official training preprocessing (also applied "
+                                                        "when fine-tuning a checkpoint: overrides its processor)"})
+    truncation: str = field(
+        default="whole_images",
+        metadata={"help": "'whole_images' (drop whole image blocks, keep EOS) or 'official' (cut at max_length)"})
+    official_bos: bool = field(
+        default=True, metadata={"help": "a Hub tokenizer without BOS (Qwen) gets <s> as an added special token and "
+                                "BOS, embeddings resized, as in the official training"})
     freeze_vision: bool = field(default=True, metadata={"help": "keep the vision tower frozen (official)"})
     num_labels: int = field(default=1, metadata={"help": "set from --loss: 4 for ce, else 1"})
 
@@ -99,11 +115,16 @@ class UniFilterTrainingArguments(TrainingArguments):
     ``remove_unused_columns`` defaults to False: the raw image/text columns are what the collator needs.
     """
 
+    stage: int = field(default=2, metadata={"help": "1: projector alignment (caption LM loss, projector only); "
+                                            "2: quality scoring (the loss below)"})
     loss: str = field(default="mse", metadata={"help": f"one of {LOSSES}; mse = official recipe"})
     pairwise_weight: float = field(default=0.0, metadata={"help": "weight of a Bradley-Terry term added to mse/ce"})
     group_batches: bool | None = field(
         default=None, metadata={"help": "keep a group's versions in one batch (default: on with a pairwise term)"}
     )
+    global_batch_size: int | None = field(
+        default=None, metadata={"help": "the recipe's global batch; at launch processes x per-device batch x "
+                                "accumulation must equal it (an error otherwise)"})
     torch_num_threads: int | None = field(
         default=None, metadata={"help": "intra-op threads for the training process (default: torch's choice)"})
     calibrate: bool = field(default=True, metadata={"help": "fit level calibration on validation scores"})
@@ -113,6 +134,8 @@ class UniFilterTrainingArguments(TrainingArguments):
     label_names: list[str] | None = field(default_factory=lambda: ["labels"], metadata={"help": "label keys"})
 
     def __post_init__(self):
+        if self.stage not in (1, 2):
+            raise ValueError(f"--stage must be 1 or 2, got {self.stage}")
         if self.loss not in LOSSES:
             raise ValueError(f"--loss must be one of {LOSSES}, got {self.loss!r}")
         if self.group_batches is None:

@@ -6,7 +6,7 @@ recipe and builds the model on the meta device (no weights, no data, no GPU need
 
 Example:
     $ unifilter-hf train recipes/quickstart/train.yaml --output_dir out/quickstart --seed 1
-    $ unifilter-hf train recipes/unifilter-qwen2.5-1.5b/train.yaml --output_dir out/big --dry_run
+    $ unifilter-hf train recipes/unifilter-qwen2.5-1.5b/ --output_dir out/big --dry_run   # each stage
 """
 
 from __future__ import annotations
@@ -33,10 +33,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     train_args = parse_train_args(args)[2]
     check_can_push(train_args.push_repo)  # before any expensive step
     out = train(args)
-    metrics = load_metrics(out)
-    run = metrics["run"]
-    print(f"eval_accuracy={metrics.get('eval_accuracy')} train_seconds={run['train_seconds']} "
-          f"total_seconds={run['total_seconds']}")
+    if train_args.stage == 1:
+        run = load_metrics(out, stage=1)
+        result = f"eval_loss_before={run['eval_loss_before']:.4f} eval_loss_after={run['eval_loss_after']:.4f}"
+    else:
+        metrics = load_metrics(out)
+        run = metrics["run"]
+        result = f"eval_accuracy={metrics.get('eval_accuracy')}"
+    print(f"{result} train_seconds={run['train_seconds']} total_seconds={run['total_seconds']}")
     if train_args.push_repo:
         recipe = args[args.index("--config") + 1] if "--config" in args else None
         url = push_checkpoint(out, train_args.push_repo, private=bool(train_args.hub_private_repo),

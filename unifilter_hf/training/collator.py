@@ -22,11 +22,12 @@ from typing import Any
 import torch
 from transformers import BatchFeature
 
+from ..image_loading import load_image
 from ..row_layouts import to_sample
 from ..sample import Sample
 
 # Builder columns that are not media: they must not make a row look like another layout.
-_META_COLUMNS = ("id", "group_id", "kind", "label", "provenance", "edit")
+_META_COLUMNS = ("id", "group_id", "kind", "label", "provenance", "edit", "layout")
 
 
 class QualityCollator:
@@ -37,13 +38,27 @@ class QualityCollator:
     the model does not take it.
     """
 
-    def __init__(self, processor, label_column: str = "label", group_column: str = "group_id"):
+    def __init__(self, processor, label_column: str = "label", group_column: str = "group_id",
+                 truncation: str = "whole_images"):
         self.processor = processor
         self.label_column = label_column
         self.group_column = group_column
+        self.truncation = truncation
 
     def to_sample(self, row: Mapping[str, Any]) -> Sample:
-        """One row as a :class:`Sample` (a ``SampleError`` is raised for unusable rows: training data is clean)."""
+        """One row as a :class:`Sample` (a ``SampleError`` is raised for unusable rows: training data is clean).
+
+        A row of the official layout (``layout == "official"``: ``text`` with ``<image>`` placeholders and the
+        ``images`` they stand for) keeps its text verbatim (``meta["prompt"]``).
+        """
+        if row.get("layout") == "official":
+            images = [load_image(im) for im in row["images"]]
+            if row.get("kind") == "caption" and len(images) == 1:
+                sample = Sample.caption(images[0], row["text"])
+            else:
+                sample = Sample.document([None] * len(images), images)
+            sample.meta["prompt"] = row["text"]
+            return sample
         media = {k: v for k, v in row.items() if k not in _META_COLUMNS}
         sample = to_sample(media)
         if row.get("kind") == "caption" and sample.kind == "document":
@@ -52,7 +67,7 @@ class QualityCollator:
         return sample
 
     def __call__(self, rows: Sequence[Mapping[str, Any]]) -> BatchFeature:
-        batch = self.processor([self.to_sample(r) for r in rows])
+        batch = self.processor([self.to_sample(r) for r in rows], truncation=self.truncation)
         batch.pop("num_images", None)
         batch["labels"] = torch.tensor([float(r[self.label_column]) for r in rows])
         index: dict[Any, int] = {}

@@ -25,6 +25,19 @@ def load_training_data(args: DataArguments, seed: int = 0) -> datasets.DatasetDi
             "train": shapes_world_dataset(args.train_scenes, split="train", **options),
             "validation": shapes_world_dataset(args.validation_scenes, split="validation", **options),
         })
+    elif args.dataset_layout == "official":
+        from .official_data import official_dataset, split_by_group
+
+        train = official_dataset(args.dataset, args.image_folder)
+        if args.validation_file:
+            dd = datasets.DatasetDict({"train": train,
+                                       "validation": official_dataset(args.validation_file, args.image_folder)})
+        else:
+            dd = split_by_group(train, args.validation_fraction, seed)
+    elif args.dataset_layout != "builder":
+        raise ValueError(f"dataset_layout must be 'builder' or 'official', got {args.dataset_layout!r}")
+    elif args.validation_file:
+        raise ValueError("validation_file needs dataset_layout: official (the builder splits its source by group)")
     else:
         from ..datasets_builder import build_synthetic
 

@@ -1,49 +1,22 @@
-"""Training losses on the 0..3 level scale: MSE (official), cross-entropy over levels, Bradley-Terry pairwise.
+"""The training objective: one of the UniFilter losses, plus an optional weighted pairwise term.
 
-The pairwise term ranks versions of the same source (same ``group_id``) by level: for every pair ``(i, j)`` of
-one group with ``level_i > level_j`` it adds ``-log sigmoid(s_i - s_j)`` (a Bradley-Terry / reward-model loss,
-TRL's ``RewardTrainer`` loss generalised from chosen/rejected pairs to all ordered pairs of a group).
+The losses themselves are defined once, in :mod:`unifilter_hf.quality_losses` (the model uses them too);
+this module composes them and re-exports them for training code.
 
 Example:
     >>> import torch
     >>> scores, levels = torch.tensor([2.5, 0.5]), torch.tensor([3.0, 0.0])
-    >>> round(float(mse_loss(scores, levels)), 4)
-    0.25
-    >>> round(float(pairwise_loss(scores, levels, torch.tensor([0, 0]))), 4)  # -log sigmoid(2)
+    >>> round(float(quality_loss("pairwise", scores[:, None], scores, levels, torch.tensor([0, 0]))), 4)
     0.1269
 """
 
 from __future__ import annotations
 
 import torch
-from torch.nn import functional as F
+
+from ..quality_losses import ce_loss, count_pairs, mse_loss, pairwise_loss
 
 LOSSES = ("mse", "ce", "pairwise")
-
-
-def mse_loss(scores: torch.Tensor, levels: torch.Tensor) -> torch.Tensor:
-    """Mean squared error between the scores and the levels (the official recipe, ``num_labels = 1``)."""
-    return F.mse_loss(scores.float(), levels.float().view(-1))
-
-
-def ce_loss(logits: torch.Tensor, levels: torch.Tensor) -> torch.Tensor:
-    """Cross-entropy over the four levels (a 4-output head)."""
-    return F.cross_entropy(logits.float(), levels.long().view(-1))
-
-
-def pairwise_loss(scores: torch.Tensor, levels: torch.Tensor, groups: torch.Tensor) -> torch.Tensor:
-    """Mean Bradley-Terry loss over all ordered pairs of the batch that share a group and differ in level.
-
-    Returns 0 (still differentiable) when the batch holds no such pair.
-    """
-    scores, levels, groups = scores.float().view(-1), levels.float().view(-1), groups.view(-1)
-    same = groups[:, None] == groups[None, :]
-    better = levels[:, None] > levels[None, :]  # row i should outrank column j
-    mask = same & better
-    if not bool(mask.any()):
-        return scores.sum() * 0.0
-    margins = scores[:, None] - scores[None, :]
-    return F.softplus(-margins[mask]).mean()  # softplus(-x) == -log sigmoid(x), stable
 
 
 def quality_loss(
@@ -53,8 +26,13 @@ def quality_loss(
     levels: torch.Tensor,
     groups: torch.Tensor | None = None,
     pairwise_weight: float = 0.0,
+    num_items_in_batch: torch.Tensor | int | None = None,
+    num_pairs: torch.Tensor | int | None = None,
 ) -> torch.Tensor:
     """The training objective: ``mse``, ``ce`` or ``pairwise`` alone, plus ``pairwise_weight`` x pairwise.
+
+    ``num_items_in_batch`` / ``num_pairs``: the rows / ordered pairs of the whole optimizer step when
+    accumulating (default: this batch's, a mean).
 
     Example:
         >>> import torch
@@ -69,11 +47,14 @@ def quality_loss(
         if groups is None:
             raise ValueError("the pairwise loss needs the group of every row")
     if loss_type == "mse":
-        loss = mse_loss(scores, levels)
+        loss = mse_loss(scores, levels, num_items_in_batch)
     elif loss_type == "ce":
-        loss = ce_loss(logits, levels)
+        loss = ce_loss(logits, levels, num_items_in_batch)
     else:
-        return pairwise_loss(scores, levels, groups)
+        return pairwise_loss(scores, levels, groups, num_pairs)
     if pairwise_weight:
-        loss = loss + pairwise_weight * pairwise_loss(scores, levels, groups)
+        loss = loss + pairwise_weight * pairwise_loss(scores, levels, groups, num_pairs)
     return loss
+
+
+__all__ = ["LOSSES", "ce_loss", "count_pairs", "mse_loss", "pairwise_loss", "quality_loss"]

@@ -15,6 +15,7 @@ import re
 from collections.abc import Sequence
 
 import torch
+from tokenizers import AddedToken
 from transformers import CONFIG_MAPPING, AutoModel, AutoTokenizer, SiglipVisionConfig
 
 from ..configuration_unifilter import UniFilterConfig
@@ -22,25 +23,52 @@ from ..modeling_unifilter import UniFilterForQualityScoring
 from ..processing_unifilter import UniFilterProcessor
 from .arguments import UniFilterModelConfig
 
+OFFICIAL_BOS = "<s>"  # the BOS the official training registers for tokenizers that have none (Qwen)
+
 
 def lora_target_regex(names: Sequence[str]) -> str:
     """A PEFT ``target_modules`` regex (matched against full module names) for ``names`` inside the LLM only."""
     return r"^language_model\..*\.(" + "|".join(re.escape(n) for n in names) + r")$"
 
 
+def add_official_bos(tokenizer) -> int:
+    """Give a tokenizer without BOS (Qwen) ``<s>`` as an added special token and as BOS; return tokens added.
+
+    This is what the official training code does; the processor then prepends it to every record.
+    """
+    if tokenizer.bos_token is not None:
+        return 0
+    added = tokenizer.add_tokens([AddedToken(OFFICIAL_BOS, special=True, normalized=False)], special_tokens=True)
+    tokenizer.bos_token = OFFICIAL_BOS
+    return added
+
+
 def build_tokenizer(args: UniFilterModelConfig):
-    """The tokenizer named by ``tokenizer_name_or_path`` (``shapes_world`` is generated offline)."""
+    """The tokenizer named by ``tokenizer_name_or_path`` (``shapes_world`` is generated offline).
+
+    A Hub/folder tokenizer without BOS gets the official ``<s>`` BOS (``official_bos``), before the processor
+    adds its image token, so that ``<s>`` takes the id the official training gave it.
+    """
     if args.tokenizer_name_or_path == "shapes_world":
         from ..synthesis.shapes_world import shapes_world_tokenizer
 
         return shapes_world_tokenizer()
-    return AutoTokenizer.from_pretrained(args.tokenizer_name_or_path)
+    tokenizer = AutoTokenizer.from_pretrained(args.tokenizer_name_or_path)
+    if args.official_bos:
+        add_official_bos(tokenizer)
+    return tokenizer
 
 
 def build_processor(args: UniFilterModelConfig) -> UniFilterProcessor:
-    """A UniFilter processor for the recipe's image size, image tokens and tokenizer."""
+    """A UniFilter processor for the recipe's image size, image tokens and tokenizer.
+
+    From a checkpoint the saved processor is used, with the recipe's ``pad_to_square`` (the official training
+    pads; a converted official checkpoint saves ``False``, its scorers' setting).
+    """
     if args.model_name_or_path:
-        return UniFilterProcessor.from_pretrained(args.model_name_or_path)
+        processor = UniFilterProcessor.from_pretrained(args.model_name_or_path)
+        processor.pad_to_square = args.pad_to_square
+        return processor
     from transformers.models.siglip.image_processing_pil_siglip import SiglipImageProcessorPil
 
     size = args.vision_image_size
@@ -88,6 +116,12 @@ def build_model(args: UniFilterModelConfig, processor: UniFilterProcessor | None
             model = UniFilterForQualityScoring(config)
         if str(device) != "meta":
             _load_backbones(model, args)
+            if args.text_weights and processor is not None:
+                resize_for_official_bos(model, processor.tokenizer)
+            if args.projector_weights:  # stage 2 from a stage-1 alignment
+                from .stage1 import load_projector
+
+                load_projector(model, args.projector_weights)
     if args.freeze_vision:
         model.vision_tower.requires_grad_(False)
     return model
@@ -102,6 +136,23 @@ def _load_backbones(model: UniFilterForQualityScoring, args: UniFilterModelConfi
         model.vision_tower.vision_model.load_state_dict(state)
     if args.text_weights:
         model.language_model.load_state_dict(AutoModel.from_pretrained(args.text_weights).state_dict())
+
+
+def resize_for_official_bos(model: UniFilterForQualityScoring, tokenizer) -> bool:
+    """Resize the LLM embeddings for an added ``<s>`` BOS the way the official training does.
+
+    Official (LLaVA's ``smart_tokenizer_and_embedding_resize``): resize to the tokenizer length (``<s>`` is its
+    last token there, since the image token is not a vocabulary entry) and set the new row to the mean of the
+    others. Does nothing when the BOS is not an added ``<s>`` (a tokenizer with its own BOS).
+    """
+    bos = tokenizer.bos_token_id
+    if tokenizer.bos_token != OFFICIAL_BOS or bos is None or bos < tokenizer.vocab_size:
+        return False
+    embeddings = model.language_model.resize_token_embeddings(bos + 1, mean_resizing=False)
+    with torch.no_grad():
+        embeddings.weight[bos] = embeddings.weight[:bos].mean(0)
+    model.config.text_config.vocab_size = bos + 1
+    return True
 
 
 def apply_lora(model: UniFilterForQualityScoring, args: UniFilterModelConfig):

@@ -50,6 +50,7 @@ def run_training(data_args: DataArguments, model_args: UniFilterModelConfig,
                  train_args: UniFilterTrainingArguments, recipe: str | None = None,
                  overrides: Sequence[str] | None = None) -> Path:
     """The run for already-parsed arguments (see :func:`train`)."""
+    check_global_batch(train_args)
     started = time.perf_counter()
     torch.manual_seed(train_args.seed)
     if train_args.torch_num_threads:
@@ -58,12 +59,17 @@ def run_training(data_args: DataArguments, model_args: UniFilterModelConfig,
     data_s = time.perf_counter() - started
 
     processor = build_processor(model_args)
+    if train_args.stage == 1:
+        from .stage1 import run_stage1
+
+        run_stage1(data_args, model_args, train_args, dd, processor, build_model(model_args, processor))
+        return Path(train_args.output_dir)
     model = apply_lora(build_model(model_args, processor), model_args)
     counts = parameter_counts(model)
     print(f"parameters: {counts['total']:,} total, {counts['trainable']:,} trainable")
     trainer = UniFilterTrainer(
         model=model, args=train_args, train_dataset=dd["train"], eval_dataset=dd["validation"],
-        data_collator=QualityCollator(processor), processing_class=processor,
+        data_collator=QualityCollator(processor, truncation=model_args.truncation), processing_class=processor,
         compute_metrics=make_compute_metrics(dd["validation"]),
     )
     t0 = time.perf_counter()
@@ -101,11 +107,23 @@ def run_training(data_args: DataArguments, model_args: UniFilterModelConfig,
     return out
 
 
-def load_metrics(out: str | Path) -> dict:
-    """The ``metrics.json`` a run wrote: validation metrics, and the run's summary under ``"run"``."""
+def check_global_batch(args: UniFilterTrainingArguments) -> None:
+    """Refuse to start when the launch does not give the recipe's global batch (a silently other recipe)."""
+    actual = args.per_device_train_batch_size * args.gradient_accumulation_steps * args.world_size
+    if args.global_batch_size and actual != args.global_batch_size:
+        raise ValueError(
+            f"the recipe's global batch is {args.global_batch_size} but this launch gives {actual} "
+            f"({args.world_size} processes x {args.per_device_train_batch_size} rows x "
+            f"{args.gradient_accumulation_steps} accumulation steps); change gradient_accumulation_steps or "
+            "per_device_train_batch_size, or pass --global_batch_size to mean another recipe")
+
+
+def load_metrics(out: str | Path, stage: int = 2) -> dict:
+    """What a run wrote: stage 2's ``metrics.json`` (validation metrics, the run's summary under ``"run"``), or
+    stage 1's ``stage1.json`` (caption LM losses before and after)."""
     import json
 
-    return json.loads((Path(out) / "metrics.json").read_text())
+    return json.loads((Path(out) / ("stage1.json" if stage == 1 else "metrics.json")).read_text())
 
 
 def commit_message(recipe: str | None, report: dict) -> str:
