@@ -65,14 +65,14 @@ def main(argv: Sequence[str] | None = None) -> list[dict]:
     parser.add_argument("--one", action="store_true", help=argparse.SUPPRESS)  # the child process
     parser.add_argument("--json", default=None)
     args = parser.parse_args(argv)
-    budget = args.budget or (8192 if args.size == "bench" else 512)
+    budget = args.budget if args.budget is not None else (8192 if args.size == "bench" else 512)
     positions = args.positions or (8000 if args.size == "bench" else 400)
     if args.one:
         print(json.dumps(one(args.size, args.docs[0], budget if budget > 0 else None, positions)))
         return []
     results = []
     for docs in args.docs:
-        for setting in (0, budget):
+        for setting in (0, budget):  # 0: no budget
             command = [sys.executable, str(HERE / "bench_memory.py"), "--one", "--size", args.size, "--docs",
                        str(docs), "--budget", str(setting), "--positions", str(positions)]
             out = subprocess.run(command, capture_output=True, text=True, check=True, cwd=HERE)
