@@ -43,11 +43,13 @@ from typing import Any
 
 import torch
 
+from unifilter_hf.compilation import remove_compilation
 from unifilter_hf.row_layouts import try_to_sample
 from unifilter_hf.sample import Sample
 from unifilter_hf.scoring import QualityScorer
 
 SCORE_TOLERANCE = 1e-5
+COMPILED_SCORE_TOLERANCE = 1e-4  # compiled kernels fuse and reorder float sums
 BENCH_IMAGE_SIZE = 384
 SPLIT_KEYS = ("decode", "preprocess", "vision", "llm")
 
@@ -231,10 +233,15 @@ class _TimedProcessor:
         return _timed(self._run, "preprocess", self._processor.sequence_lengths)(*args, **kwargs)
 
 
-def run_ours(model, processor, rows: Sequence[dict], batch_size: int, read_workers: int = 8) -> Run:
-    """Score `rows` with `QualityScorer` as users do, timing decode, preprocessing, vision and the rest."""
+def run_ours(model, processor, rows: Sequence[dict], batch_size: int, read_workers: int = 8,
+             compile: bool = False) -> Run:
+    """Score `rows` with `QualityScorer` as users do, timing decode, preprocessing, vision and the rest.
+
+    `compile=True`: the scorer's compiled path; the model is uncompiled again afterwards, so that the official
+    structure, which calls the model's modules itself, runs eagerly.
+    """
     run = Run()
-    scorer = QualityScorer(model, processor, batch_size=batch_size, read_workers=read_workers)
+    scorer = QualityScorer(model, processor, batch_size=batch_size, read_workers=read_workers, compile=compile)
     scorer.processor = _TimedProcessor(processor, run)
     scorer._read = _timed(run, "decode", scorer._read)
     forward, features = model.forward, model.get_image_features
@@ -257,6 +264,8 @@ def run_ours(model, processor, rows: Sequence[dict], batch_size: int, read_worke
         run.seconds = time.perf_counter() - start
     finally:  # drop the instance attributes: the class methods apply again
         del model.forward, model.get_image_features
+        if compile:
+            remove_compilation(model)
     run.scores = [r.score for r in records]
     return run
 
@@ -338,11 +347,20 @@ def bench_set(model, processor, name: str, rows: list[dict], settings: list[tupl
     flops = sum(sample_flops(model.config, n, length) for n, length in shapes)
     tokens = sum(length for _, length in shapes)
     runs: dict[tuple[str, int], list[Run]] = {s: [] for s in settings}
+    for path, batch_size in settings:  # compile every shape once, outside the timed runs
+        if path == "compiled":
+            start = time.perf_counter()
+            run_ours(model, processor, rows, batch_size, compile=True)
+            print(f"  {name} compiled bs={batch_size}: first run (compiling) {time.perf_counter() - start:.1f} s",
+                  file=sys.stderr, flush=True)
     for _ in range(repeats):
         for path, batch_size in settings:
-            fn = run_official if path == "official" else run_ours
             peak = matmul_peak(n=peak_n, repeats=3)
-            runs[(path, batch_size)].append(fn(model, processor, rows, batch_size))
+            if path == "official":
+                run = run_official(model, processor, rows, batch_size)
+            else:
+                run = run_ours(model, processor, rows, batch_size, compile=path == "compiled")
+            runs[(path, batch_size)].append(run)
             runs[(path, batch_size)][-1].peak = peak
             print(f"  {name} {path} bs={batch_size}: {runs[(path, batch_size)][-1].seconds:.1f} s", file=sys.stderr,
                   flush=True)
@@ -372,16 +390,17 @@ def bench_set(model, processor, name: str, rows: list[dict], settings: list[tupl
     return results
 
 
-def settings_for(name: str, quick: bool) -> list[tuple[str, int]]:
-    """(path, batch size) pairs per set: the official structure, then ours."""
+def settings_for(name: str, quick: bool, compiled: bool = False) -> list[tuple[str, int]]:
+    """(path, batch size) pairs per set: the official structure, ours, and ours compiled."""
     if name == "captions":
-        return [("official", 8), ("ours", 8)] if quick else [("official", 8), ("ours", 8), ("ours", 16)]
-    return [("official", 1), ("ours", 8)]
+        out = [("official", 8), ("ours", 8)] if quick else [("official", 8), ("ours", 8), ("ours", 16)]
+        return out + [("compiled", 8)] * compiled
+    return [("official", 1), ("ours", 8)] + [("compiled", 8)] * compiled
 
 
 def print_table(results: list[dict], peaks: dict) -> None:
     """One line per (size, set, path, batch size)."""
-    header = (f"{'size':<6}{'set':<17}{'path':<9}{'bs':>3}{'samp/s':>8}{'tok/s':>8}{'GF/samp':>8}{'GF/s':>7}"
+    header = (f"{'size':<6}{'set':<17}{'path':<10}{'bs':>3}{'samp/s':>8}{'tok/s':>8}{'GF/samp':>8}{'GF/s':>7}"
               f"{'%peak':>6}{'pad':>6}{'dec/pre/vis/llm %':>19}{'speedup':>8}{'best':>7}{'Δscore':>9}")
     print(header)
     for r in results:
@@ -389,7 +408,7 @@ def print_table(results: list[dict], peaks: dict) -> None:
         speedup = f"{r['speedup']:.2f}x" if r["speedup"] else "-"
         best = f"{r['speedup_best']:.2f}x" if r["speedup_best"] else "-"
         diff = f"{r['max_score_diff']:.1e}" if r["max_score_diff"] is not None else "-"
-        print(f"{r['size']:<6}{r['set']:<17}{r['path']:<9}{r['batch_size']:>3}{r['samples_per_s']:>8.2f}"
+        print(f"{r['size']:<6}{r['set']:<17}{r['path']:<10}{r['batch_size']:>3}{r['samples_per_s']:>8.2f}"
               f"{r['tokens_per_s']:>8.0f}{r['gflop_per_sample']:>8.2f}{r['gflop_per_s']:>7.1f}"
               f"{100 * r['peak_ratio']:>5.0f}%{100 * r['padding_waste']:>5.1f}%{split:>19}{speedup:>8}{best:>7}"
               f"{diff:>9}")
@@ -399,14 +418,20 @@ def print_table(results: list[dict], peaks: dict) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> dict:
+    import feed_rate  # the benchmarks folder is the script's folder
+    import gpu_check
+
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", nargs="+", default=["tiny", "bench"], choices=["tiny", "bench"])
     parser.add_argument("--quick", action="store_true", help="small sets, one repeat (the suite's smoke test)")
     parser.add_argument("--repeats", type=int, default=None, help="alternating runs per setting (default 3, quick 1)")
     parser.add_argument("--sets", nargs="+", default=None, help="only these sets")
+    parser.add_argument("--compile", action=argparse.BooleanOptionalAction, default=None,
+                        help="add the compiled path (default: on, off with --quick)")
     parser.add_argument("--json", default="out/bench_scoring.json", help="where to write the results")
     args = parser.parse_args(argv)
     repeats = args.repeats or (1 if args.quick else 3)
+    compiled = args.compile if args.compile is not None else not args.quick
     sets = make_sets(args.quick)
     if args.sets:
         sets = {k: v for k, v in sets.items() if k in args.sets}
@@ -420,7 +445,8 @@ def main(argv: Sequence[str] | None = None) -> dict:
         run_ours(model, processor, sets["captions"][:2] if "captions" in sets else [], 2)  # warm-up
         size_results = []
         for name, rows in sets.items():
-            size_results += bench_set(model, processor, name, rows, settings_for(name, args.quick), repeats, n)
+            size_results += bench_set(model, processor, name, rows, settings_for(name, args.quick, compiled), repeats,
+                                      n)
         after = matmul_peak(n=n)
         peak = max(before, after)
         for r in size_results:
@@ -433,8 +459,14 @@ def main(argv: Sequence[str] | None = None) -> dict:
                     "torch": torch.__version__, "threads": torch.get_num_threads(), "python": sys.version.split()[0]},
         "quick": args.quick, "repeats": repeats, "seconds": time.perf_counter() - started,
         "peaks": peaks, "results": results, "score_tolerance": SCORE_TOLERANCE,
+        "compiled_score_tolerance": COMPILED_SCORE_TOLERANCE,
     }
     print_table(results, peaks)
+    feed_rows = 8 if args.quick else feed_rate.CAPTION_ROWS
+    report["feed_rate"] = feed_rate.measure(feed_rate.released_image_processor(), rows=feed_rows)
+    report["feed_rate"]["projected_rows_per_s"] = rates = gpu_check.projected_rates()
+    report["feed_rate"]["cores_per_gpu"] = feed_rate.cores_per_gpu(report["feed_rate"], rates)
+    print("\n".join(feed_rate.report(report["feed_rate"], rates, "projected, gpu_check.py's method")))
     print(f"total {report['seconds']:.0f} s")
     if args.json:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)

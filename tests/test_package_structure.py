@@ -48,7 +48,8 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
                 "calibration", "metrics")),
     ("sources", ("sources",)),
     ("scoring", (
-        "scoring", "scoring_settings", "pipeline_unifilter", "filtering", "batch_formats", "fingerprint", "tiny",
+        "scoring", "micro_batches", "compilation", "scoring_settings", "pipeline_unifilter", "filtering",
+        "batch_formats", "fingerprint", "tiny",
     )),
     ("jobs", ("curation", "training", "synthesis", "datasets_builder", "official")),
     ("publishing", ("publishing", "report")),
@@ -175,7 +176,7 @@ def test_modules_stay_small():
     # One concept per file; the exceptions are listed with the reason they read best whole.
     whole = {}
     sizes = {p.relative_to(PACKAGE).as_posix(): len(p.read_text().splitlines()) for p in PACKAGE.rglob("*.py")}
-    too_long = {name: n for name, n in sizes.items() if n > 450 and name not in whole}
+    too_long = {name: n for name, n in sizes.items() if n > 400 and name not in whole}
     assert not too_long
 
 

@@ -20,8 +20,8 @@ from unifilter_hf.synthesis.shapes_world import (
     scene_split,
     shapes_world_dataset,
     shapes_world_scene,
-    shapes_world_tokenizer,
 )
+from unifilter_hf.synthesis.shapes_world_tokenizer import shapes_world_tokenizer
 
 N = 400  # scenes checked per split (metadata only: no images are drawn)
 

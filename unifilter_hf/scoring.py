@@ -22,8 +22,10 @@ from dataclasses import asdict, dataclass
 
 import torch
 
+from .compilation import forward_fn, resolve_dtype
 from .errors import UniFilterError
 from .levels import is_regression, level_of
+from .micro_batches import batch_plan
 from .row_layouts import ColumnMap, ImageErrorPolicy, try_to_sample
 from .sample import Sample
 
@@ -142,37 +144,6 @@ def records_from_logits(
     ]
 
 
-def batch_plan(lengths: Sequence[int], batch_size: int, max_padding: float | None = None) -> list[list[int]]:
-    """Indices grouped into micro-batches of at most `batch_size`, shortest rows first, so padding stays small.
-
-    With `max_padding`, a micro-batch also ends before a row that would make its padded positions exceed
-    its real ones by more than that fraction: rows of very different lengths (documents) are not padded to
-    each other, and a long row then often runs alone, where the decoder needs no padding mask at all.
-
-    Example:
-        >>> batch_plan([30, 5, 20, 6], batch_size=2)
-        [[1, 3], [2, 0]]
-        >>> batch_plan([30, 5, 20, 6], batch_size=4, max_padding=0.1)
-        [[1, 3], [2], [0]]
-    """
-    order = sorted(range(len(lengths)), key=lambda i: lengths[i])
-    plan: list[list[int]] = []
-    real = 0
-    for i in order:
-        full = bool(plan) and len(plan[-1]) >= batch_size
-        # Sorted ascending: the new row is the longest, so the batch would pad every row to its length.
-        padded_over = (
-            max_padding is not None and bool(plan)
-            and (len(plan[-1]) + 1) * lengths[i] > (1 + max_padding) * (real + lengths[i])
-        )
-        if not plan or full or padded_over:
-            plan.append([])
-            real = 0
-        plan[-1].append(i)
-        real += lengths[i]
-    return plan
-
-
 class QualityScorer:
     """Scores samples or dataset rows with a UniFilter model, batch by batch, never failing a whole batch.
 
@@ -195,6 +166,12 @@ class QualityScorer:
             batches of `batch_size` whatever the lengths). Padding costs decoder time, and a row alone lets
             the decoder skip the padding mask (causal attention computes half the score matrix).
         max_length: cut sequences to this many positions (default: the processor's `max_length`).
+        max_batch_tokens: most decoder positions (rows x longest row) in a micro-batch: bounds a job's peak
+            memory by the budget, not by its longest rows (a longer row runs alone). None: no budget.
+        compile: compile the vision and decoder layers with `torch.compile` (`unifilter_hf.compilation`); the
+            first batches pay the compile time. Falls back to eager, with one warning, where torch cannot.
+        dtype: run the model in this dtype (`"bfloat16"`, `"float16"` on GPUs, `"float32"` or a `torch.dtype`);
+            None keeps the model's own.
 
     Every door (pipeline, `datasets` callables, `score`, `curate`) scores through :meth:`score_read`; the
     settings the commands and callables share are `unifilter_hf.scoring_settings.ScoringSettings`.
@@ -217,11 +194,22 @@ class QualityScorer:
         image_root: str | os.PathLike | None = None,
         allow_local_files: bool | tuple[str, ...] | None = None,
         allow_private_urls: bool | tuple[str, ...] | None = None,
+        max_batch_tokens: int | None = None,
+        compile: bool = False,
+        dtype: str | torch.dtype | None = None,
     ):
         if batch_size < 1:
             raise ValueError(f"batch_size must be at least 1, got {batch_size}")
+        if max_batch_tokens is not None and max_batch_tokens < 1:
+            raise ValueError(f"max_batch_tokens must be at least 1, got {max_batch_tokens}")
         one_thread_in_forked_children()
         self.model = model.eval() if device is None else model.eval().to(device)
+        self.dtype = resolve_dtype(dtype, self.model.device)
+        if self.dtype is not None and self.model.dtype != self.dtype:
+            self.model.to(self.dtype)
+        self.max_batch_tokens = max_batch_tokens
+        self.compile = compile
+        self._forward = forward_fn(self.model, compile)
         self.processor = processor
         self.batch_size = batch_size
         self.columns = None if columns is None else ColumnMap.coerce(columns)
@@ -244,7 +232,8 @@ class QualityScorer:
         name_or_path = str(name_or_path or default_model_id())
         ensure_model_available(name_or_path)
         device = device or ("cuda" if torch.cuda.is_available() else "cpu")
-        dtype = torch.bfloat16 if str(device).startswith("cuda") else torch.float32
+        dtype = resolve_dtype(kwargs.get("dtype"), torch.device(device)) or (
+            torch.bfloat16 if str(device).startswith("cuda") else torch.float32)
         try:
             model = AutoModelForSequenceClassification.from_pretrained(name_or_path, dtype=dtype)
             processor = AutoProcessor.from_pretrained(name_or_path)
@@ -265,6 +254,7 @@ class QualityScorer:
             "image_root": self.row_options["image_root"],
             "allow_local_files": self.row_options["allow_local_files"],
             "allow_private_urls": self.row_options["allow_private_urls"],
+            "max_batch_tokens": self.max_batch_tokens, "compile": self.compile, "dtype": self.dtype,
         }
 
     def with_options(self, **changes) -> QualityScorer:
@@ -321,7 +311,7 @@ class QualityScorer:
         """Score samples in length-sorted micro-batches (`batch_plan`); results in input order."""
         records: list[ScoreRecord | None] = [None] * len(samples)
         lengths = self.sequence_lengths(samples)
-        for chunk in batch_plan(lengths, self.batch_size, self.max_padding):
+        for chunk in batch_plan(lengths, self.batch_size, self.max_padding, self.max_batch_tokens):
             for i, record in zip(chunk, self._score_batch([samples[i] for i in chunk])):
                 records[i] = record
         return records
@@ -347,7 +337,7 @@ class QualityScorer:
             cut = {} if self.max_length is None else {"max_length": self.max_length}
             inputs = self.processor(samples, return_image_counts=True, **cut)
             kept = inputs.pop("num_images").tolist()
-            out = self.model(**inputs.to(self.device))
+            out = self._forward(**inputs.to(self.device))
             records = records_from_logits(out.logits, out.scores, getattr(self.model.config, "calibration", None))
         except torch.OutOfMemoryError:
             raise  # a resource problem, not a bad row: let the job lower its batch size

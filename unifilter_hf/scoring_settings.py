@@ -27,6 +27,8 @@ from typing import Any
 
 from .row_layouts import IMAGE_ERROR_POLICIES, ColumnMap, ImageErrorPolicy
 
+DTYPE_CHOICES = ("auto", "float32", "bfloat16", "float16")
+
 
 def _is_int(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
@@ -60,6 +62,9 @@ class ScoringSettings:
             (`--allow-local-files FOLDER|all`); None reads `$UNIFILTER_ALLOW_LOCAL_FILES` (docs/security.md).
         allow_private_urls: private networks row URLs may reach: `True` (all) or networks such as
             `127.0.0.0/8` (`--allow-private-urls NETWORK|all`); None reads `$UNIFILTER_ALLOW_PRIVATE_URLS`.
+        max_batch_tokens: most decoder positions (rows x longest row) in a micro-batch; bounds peak memory.
+        compile: compile the vision and decoder layers (`unifilter_hf.compilation`; docs/scaling.md).
+        dtype: `"float32"`, `"bfloat16"`, `"float16"` (GPUs) or `"auto"`/None (fp32 on CPU, bf16 on CUDA).
 
     Example:
         >>> ScoringSettings(max_images=4).replace(batch_size=16).scoring_identity()["max_images"]
@@ -78,6 +83,9 @@ class ScoringSettings:
     max_padding: float | None = 0.1
     allow_local_files: bool | tuple[str, ...] | None = None
     allow_private_urls: bool | tuple[str, ...] | None = None
+    max_batch_tokens: int | None = None
+    compile: bool = False
+    dtype: str | None = None
 
     def __post_init__(self) -> None:
         for name in ("allow_local_files", "allow_private_urls"):
@@ -102,6 +110,12 @@ class ScoringSettings:
             raise ValueError(f"read_workers must be a non-negative integer, got {self.read_workers!r}")
         if self.max_padding is not None and (not _is_number(self.max_padding) or self.max_padding < 0):
             raise ValueError(f"max_padding must be a non-negative number or None, got {self.max_padding!r}")
+        if self.max_batch_tokens is not None and (not _is_int(self.max_batch_tokens) or self.max_batch_tokens < 1):
+            raise ValueError(f"max_batch_tokens must be a positive integer or None, got {self.max_batch_tokens!r}")
+        if not isinstance(self.compile, bool):
+            raise ValueError(f"compile must be True or False, got {self.compile!r}")
+        if self.dtype is not None and self.dtype not in DTYPE_CHOICES:
+            raise ValueError(f"dtype must be one of {', '.join(DTYPE_CHOICES)} or None, got {self.dtype!r}")
 
     @classmethod
     def names(cls) -> list[str]:
@@ -122,6 +136,8 @@ class ScoringSettings:
             "on_image_error": self.on_image_error,
             "image_timeout": self.image_timeout,
             **({"image_root": self.image_root} if self.image_root is not None else {}),
+            # reduced precision changes scores (by up to ~0.05); listed only when set, so older caches still match
+            **({"dtype": self.dtype} if self.dtype not in (None, "auto") else {}),
         }
 
     def columns_dict(self) -> dict[str, str] | None:
@@ -148,6 +164,9 @@ class ScoringSettings:
             "max_padding": self.max_padding,
             "allow_local_files": self.allow_local_files,
             "allow_private_urls": self.allow_private_urls,
+            "max_batch_tokens": self.max_batch_tokens,
+            "compile": self.compile,
+            "dtype": self.dtype,
         }
 
     def build_scorer(self, model: Any = None, processor: Any = None):
@@ -239,6 +258,15 @@ _FLAGS: dict[str, tuple[str, dict]] = {
                                                     "help": "let row URLs reach a private network such as "
                                                             "127.0.0.0/8 (repeatable), or every one with 'all' "
                                                             "(default: public addresses only; docs/security.md)"}),
+    "max_batch_tokens": ("--max-batch-tokens", {"type": _positive_int, "metavar": "N",
+                                                "help": "most decoder positions in a micro-batch: bounds peak "
+                                                        "memory (a longer row runs alone; default: no budget)"}),
+    "compile": ("--compile", {"action": "store_const", "const": True,
+                              "help": "compile the vision and decoder layers with torch.compile (eager, with a "
+                                      "warning, where torch cannot; docs/scaling.md)"}),
+    "dtype": ("--dtype", {"choices": list(DTYPE_CHOICES),
+                          "help": "model precision (default: auto = float32 on CPU, bfloat16 on CUDA; float16 "
+                                  "needs a GPU)"}),
 }
 
 

@@ -38,7 +38,8 @@ from .parsing import MalformedReply, parse_levels
 from .prompts import PROMPT_VERSION, build_messages
 from .records import Provenance, SynthRecord, read_records, record_to_sample
 from .runner import SynthReport, synthesize
-from .shapes_world import SHAPES_EDIT_TYPES, shapes_world_dataset, shapes_world_tokenizer
+from .shapes_world import SHAPES_EDIT_TYPES, shapes_world_dataset
+from .shapes_world_tokenizer import shapes_world_tokenizer
 from .sources import dataset_items, folder_items
 
 __all__ = [

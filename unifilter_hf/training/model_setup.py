@@ -50,7 +50,7 @@ def build_tokenizer(args: UniFilterModelConfig):
     adds its image token, so that ``<s>`` takes the id the official training gave it.
     """
     if args.tokenizer_name_or_path == "shapes_world":
-        from ..synthesis.shapes_world import shapes_world_tokenizer
+        from ..synthesis.shapes_world_tokenizer import shapes_world_tokenizer
 
         return shapes_world_tokenizer()
     tokenizer = AutoTokenizer.from_pretrained(args.tokenizer_name_or_path)
