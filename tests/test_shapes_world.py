@@ -201,3 +201,21 @@ def test_processor_encodes_shapes_world_sample():
     assert ids[0] == tok.bos_token_id and ids[-1] == tok.eos_token_id and tok.unk_token_id not in ids
     assert tuple(batch["pixel_values"].shape) == (1, 3, 96, 96)
     assert isinstance(row["image"], Image.Image)
+
+
+def test_mixed_dataset_uses_every_scene_once_per_level_and_reads_as_documents():
+    from unifilter_hf.row_layouts import to_sample
+    from unifilter_hf.synthesis.shapes_world_documents import shapes_world_mixed_dataset
+
+    plain = shapes_world_dataset(11, split="validation", seed=4)
+    mixed = shapes_world_mixed_dataset(11, split="validation", seed=4, document_share=0.6)
+    for level in (3, 2, 1, 0):
+        want = [t for t, label in zip(plain["text"], plain["label"]) if label == level]
+        got = [t for texts, label in zip(mixed["texts"], mixed["label"]) if label == level for t in texts if t]
+        assert got == want, level  # every scene once, in order, with its caption at that level
+    kinds = mixed["kind"]
+    assert kinds.count("caption") == 4 * 4 and kinds.count("document") == 4 * 3  # 7 scenes: 2 + 3 + 2
+    samples = [to_sample({"images": r["images"], "texts": r["texts"], "kind": r["kind"]}) for r in mixed]
+    assert [s.kind for s in samples] == list(kinds)
+    assert [s.num_images for s in samples if s.kind == "document"] == [2] * 4 + [3] * 4 + [2] * 4
+    assert set(mixed["edit"][-12:]) == {"document"}  # per-edit accuracy stays a caption measure

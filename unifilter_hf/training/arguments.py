@@ -49,6 +49,8 @@ class DataArguments:
     validation_scenes: int = field(default=200, metadata={"help": "shapes world: held-out validation scenes"})
     image_size: int = field(default=96, metadata={"help": "shapes world: rendered image side in pixels"})
     blank_images: bool = field(default=False, metadata={"help": "shapes world: blank images (text-only control)"})
+    document_share: float = field(default=0.0, metadata={"help": "shapes world: share of the scenes grouped into "
+                                                          "2-3 scene documents (the rest stay captions)"})
     data_seed_offset: int = field(default=0, metadata={"help": "added to --seed for the data generator"})
     max_train_samples: int | None = field(default=None, metadata={"help": "truncate the training split"})
     max_eval_samples: int | None = field(default=None, metadata={"help": "truncate the validation split"})

@@ -9,6 +9,8 @@ Example:
 
 from __future__ import annotations
 
+import functools
+
 import datasets
 
 from .arguments import DataArguments
@@ -18,12 +20,17 @@ def load_training_data(args: DataArguments, seed: int = 0) -> datasets.DatasetDi
     """A ``DatasetDict`` with ``train`` and ``validation`` splits of builder-schema rows."""
     if args.dataset == "shapes_world":
         from ..synthesis.shapes_world import shapes_world_dataset
+        from ..synthesis.shapes_world_documents import shapes_world_mixed_dataset
 
         gen_seed = seed + args.data_seed_offset
         options = {"seed": gen_seed, "image_size": args.image_size, "blank_images": args.blank_images}
+        if args.document_share:  # captions and documents in one table (the document layout)
+            make = functools.partial(shapes_world_mixed_dataset, document_share=args.document_share)
+        else:
+            make = shapes_world_dataset
         dd = datasets.DatasetDict({
-            "train": shapes_world_dataset(args.train_scenes, split="train", **options),
-            "validation": shapes_world_dataset(args.validation_scenes, split="validation", **options),
+            "train": make(args.train_scenes, split="train", **options),
+            "validation": make(args.validation_scenes, split="validation", **options),
         })
     elif args.dataset_layout == "official":
         from .official_data import official_dataset, split_by_group
