@@ -85,8 +85,12 @@ def test_demo_second_run_reuses_data_and_model(demo_run):
     assert second["stages"]["data"]["status"] == "reused"
     assert second["stages"]["model"]["status"] == "reused"
     assert all(p.stat().st_mtime_ns == t for p, t in mtimes.items())
-    assert [line[:5] for line in lines if line.startswith("[")] == ["[1/4]", "[2/4]", "[3/4]", "[4/4]"]
+    assert [line[:5] for line in lines if line.startswith("[")] == [
+        "[1/5]", "[2/5]", "[3/5]", "[4/5]", "[4/5]", "[5/5]"]
     assert any("mean true level" in line for line in lines)
+    table = next(line for line in lines if line.startswith("[4/5] ablation ("))
+    assert all(name in table for name in ("UniFilter", "random", "CLIP-score", "oracle", "2 seeds", " ± "))
+    assert set(second["ablation"]) == {"unifilter", "random", "clip_score", "oracle"}
 
 
 def test_demo_warns_when_its_model_is_blind_to_images(demo_run):
@@ -125,8 +129,9 @@ def test_demo_report_artifacts(demo_run):
     assert first["report"] == str(report)
     html = report.read_text()
     pngs = sorted(set(re.findall(r'src="([\w.]+\.png)"', html)))
-    assert pngs == ["errors_by_reason.png", "kept_fraction.png", "level_distribution.png", "score_histogram.png",
-                    "throughput.png"]
+    assert pngs == ["ablation.png", "errors_by_reason.png", "kept_fraction.png", "level_distribution.png",
+                    "score_histogram.png", "throughput.png"]
+    assert '<section id="ablation">' in html and (out / "curation" / "ablation.json").is_file()
     assert all((report.parent / name).stat().st_size > 5000 for name in pngs)
     assert html.count('alt="image slot"') >= 8 and '<section id="examples">' in html
     card = (out / "curation" / "README.md").read_text()
@@ -139,7 +144,7 @@ def test_demo_report_renders_plots_and_thumbnails_in_chromium(demo_run, tmp_path
     seen = probe(report)
     figures = [i for i in seen["images"] if i["alt"] != "image slot"]
     thumbs = [i for i in seen["images"] if i["alt"] == "image slot"]
-    assert len(figures) == 5 and len(thumbs) >= 8 and seen["network"] == []
+    assert len(figures) == 6 and len(thumbs) >= 8 and seen["network"] == []  # 6th: the ablation chart
     assert all(i["complete"] and i["width"] > 0 for i in seen["images"]), seen["images"]
     shot = np.asarray(Image.open(screenshot(report, tmp_path / "shot.png", height=4000)).convert("RGB")).astype(int)
     histogram_blue = (np.abs(shot - [31, 119, 180]).sum(-1) < 30).sum()

@@ -51,7 +51,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
         "scoring", "micro_batches", "compilation", "scoring_settings", "pipeline_unifilter", "filtering",
         "batch_formats", "fingerprint", "tiny",
     )),
-    ("jobs", ("curation", "training", "synthesis", "datasets_builder", "official")),
+    ("jobs", ("curation", "training", "synthesis", "datasets_builder", "official", "ablation")),
     ("publishing", ("publishing", "report")),
     ("entry", ("cli", "demo", "*.cli", "*.__main__", "")),
 ]

@@ -1,4 +1,4 @@
-"""The `unifilter-hf` command: `demo`, `score`, `convert`, `synth`, `train`, `curate`, `report`, `push`.
+"""The `unifilter-hf` command: `demo`, `score`, `convert`, `synth`, `train`, `curate`, `report`, `push`, `ablate`.
 
 Wrong arguments and inputs end with one line on stderr naming the fix and exit status 2; `--debug` shows the
 traceback instead.
@@ -140,6 +140,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_scoring_arguments(score)  # --model, --device, --batch-size, --columns, ... (shared with curate)
     score.set_defaults(func=_score)
 
+    from .ablation.cli import register as register_ablate
     from .curation.cli import register as register_curate
     from .publishing.hub import register as register_push
     from .report.cli import register as register_report
@@ -150,6 +151,7 @@ def build_parser() -> argparse.ArgumentParser:
     register_synth(sub)
     register_curate(sub)
     register_report(sub)
+    register_ablate(sub)
     register_train(sub)
     register_push(sub)
     for command in sub.choices.values():

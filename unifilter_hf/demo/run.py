@@ -1,16 +1,18 @@
-"""The demo's four stages, each reusing what an earlier run already built: data, model, curation, publish.
+"""The demo's five stages, each reusing what an earlier run already built: data, model, curation, ablation, publish.
 
 1. data: the shapes-world four-level set (validation scenes), the bundled photo four-level set, the mixed pool;
 2. model: ``recipes/quickstart/train.yaml`` through the real trainer (:func:`unifilter_hf.training.run.train`);
 3. curation: the pool through :func:`unifilter_hf.curation.curate` with a top-fraction selection;
-4. publish: where each Hub-ready folder is and the command that pushes it.
+4. ablation: the same small CLIP trained on what UniFilter, random, CLIP-score and the oracle keep
+   (:func:`unifilter_hf.ablation.ablate`, docs/ablation.md), ``ablation.json`` in the curation folder;
+5. publish: where each Hub-ready folder is and the command that pushes it.
 
 A stage is reused when its stamp (``OUT/.demo/<stage>.json``) records the same settings (for the model: the
 recipe text's hash and the overrides) and its outputs exist; ``fresh=True`` deletes ``OUT`` first.
 
 Example:
     >>> summary = run_demo("out/demo")  # doctest: +SKIP
-    [1/4] data: ...
+    [1/5] data: ...
 """
 
 from __future__ import annotations
@@ -54,11 +56,15 @@ class DemoSizes:
     broken_per_defect: int = 3
     train_overrides: list[str] = field(default_factory=list)  # appended to the recipe, e.g. ["--max_steps", "2"]
     photos: bool = True  # build the bundled photo set (not scored: the quickstart model knows only shapes)
+    ablation_seeds: int = 3  # the downstream ablation: seeds 0..n-1, training steps, held-out pairs
+    ablation_steps: int = 300
+    ablation_eval_pairs: int = 250
 
     @classmethod
     def quick(cls) -> DemoSizes:
         """A demo of a few seconds per stage: 2 training steps, a 44-row pool."""
-        return cls(shapes_scenes=16, caption_scenes=6, broken_per_defect=2, photos=False, train_overrides=[
+        return cls(shapes_scenes=16, caption_scenes=6, broken_per_defect=2, photos=False, ablation_seeds=2,
+                   ablation_steps=3, ablation_eval_pairs=16, train_overrides=[
             "--train_scenes", "16", "--validation_scenes", "4", "--max_steps", "2", "--logging_steps", "1",
             "--dataloader_num_workers", "0", "--disable_tqdm", "true"])
 
@@ -128,7 +134,7 @@ def run_demo(output: str | Path = "out/demo", *, fresh: bool = False, sizes: Dem
         status = "built"
     pool = counts["pool"]
     photos = counts.get("photos")
-    _print(f"[1/4] data ({status}, {time.perf_counter() - t0:.0f}s): shapes world {counts['shapes_rows']} rows "
+    _print(f"[1/5] data ({status}, {time.perf_counter() - t0:.0f}s): shapes world {counts['shapes_rows']} rows "
            f"-> {shapes_dir}; " + (f"bundled photos {photos['records']} rows -> {photos_dir}; " if photos else "")
            + f"pool {pool['rows']} rows ({pool['caption']} captions, {pool['document']} documents, "
            f"{pool['broken']} broken on purpose) -> {pool_dir}", echo)
@@ -147,14 +153,14 @@ def run_demo(output: str | Path = "out/demo", *, fresh: bool = False, sizes: Dem
     else:
         from ..training.run import train
 
-        _print(f"[2/4] model: training {RECIPE} on CPU (the longest stage) ...", echo)
+        _print(f"[2/5] model: training {RECIPE} on CPU (the longest stage) ...", echo)
         (stamps / "model.json").unlink(missing_ok=True)
         train(["--config", str(recipe), "--output_dir", str(model_dir), *sizes.train_overrides])
         dump_json(stamps / "model.json", model_settings)
         status = "trained"
     metrics = json.loads((model_dir / "metrics.json").read_text())
     q = metrics["quality_metrics"]
-    _print(f"[2/4] model ({status}, {time.perf_counter() - t0:.0f}s): validation accuracy {q['accuracy']:.3f}, "
+    _print(f"[2/5] model ({status}, {time.perf_counter() - t0:.0f}s): validation accuracy {q['accuracy']:.3f}, "
            f"macro-F1 {q['macro_f1']:.3f}, pairwise ranking accuracy {q['pairwise_accuracy']:.3f} "
            f"on {q['num_examples']} unseen rows -> {model_dir}", echo)
     _print(f"      (fresh 2-core machines get accuracy {QUICKSTART_ACCURACY[0]:.2f}-{QUICKSTART_ACCURACY[1]:.2f} over "
@@ -182,7 +188,7 @@ def run_demo(output: str | Path = "out/demo", *, fresh: bool = False, sizes: Dem
     result = load_summary(curation_dir)
     means = level_means(curation_dir, pool_dir / POOL_FILE)
     pm, km = means["pool_mean_level"], means["kept_mean_level"]
-    _print(f"[3/4] curation ({time.perf_counter() - t0:.0f}s): kept the top {TOP_FRACTION:.0%} by score: "
+    _print(f"[3/5] curation ({time.perf_counter() - t0:.0f}s): kept the top {TOP_FRACTION:.0%} by score: "
            f"{means['kept']} kept, {means['rejected']} rejected ({len(means['errors'])} of them unreadable) "
            f"of {means['rows']} -> {curation_dir}", echo)
     _print(f"      mean true level (0..3): pool {_fmt(pm['all'])} -> kept {_fmt(km['all'])}   "
@@ -192,14 +198,32 @@ def run_demo(output: str | Path = "out/demo", *, fresh: bool = False, sizes: Dem
                                      "total": result["total"], "errors_by_reason": result["errors_by_reason"]}
     summary["levels"] = means
 
-    # -- 4. publish
+    # -- 4. ablation (always redone: it follows the scores above)
+    from ..ablation import AblationSettings, ablate, format_table
+    from ..ablation.clip_model import ClipRecipe
+    from ..publishing.curation_run import write_report_or_warn
+
+    t0 = time.perf_counter()
+    _print(f"[4/5] ablation: the same small CLIP trained on {TOP_FRACTION:.0%} of the pool's captions as kept by "
+           f"each filter, {sizes.ablation_seeds} seeds (docs/ablation.md) ...", echo)
+    ablation = AblationSettings(top_fraction=TOP_FRACTION, seeds=tuple(range(sizes.ablation_seeds)),
+                                eval_pairs=sizes.ablation_eval_pairs, recipe=ClipRecipe(steps=sizes.ablation_steps))
+    result = json.loads((ablate(pool_dir, curation_dir, settings=ablation,
+                                 echo=lambda line: _print(line, echo)) / "ablation.json").read_text())
+    write_report_or_warn(curation_dir)  # again, now with the ablation section
+    _print(f"[4/5] ablation ({time.perf_counter() - t0:.0f}s):\n" + format_table(result), echo)
+    summary["stages"]["ablation"] = {"status": "ran", "seconds": round(time.perf_counter() - t0, 1),
+                                     "file": str(curation_dir / "ablation.json")}
+    summary["ablation"] = {name: {m: s["mean"] for m, s in stats.items()} for name, stats in result["summary"].items()}
+
+    # -- 5. publish
     report = curation_dir / "report" / "report.html"
     folders = {"curated dataset": (curation_dir, f"{user}/shapes-curated"),
                "model": (model_dir, f"{user}/unifilter-quickstart-shapes")}
     if photos:
         folders["photo four-level set"] = (photos_dir, f"{user}/unifilter-photos-four-level")
-    _print(f"[4/4] publish: look at the report first: {report}" if report.exists()
-           else "[4/4] publish: the report could not be written (see the warning above)", echo)
+    _print(f"[5/5] publish: look at the report first: {report}" if report.exists()
+           else "[5/5] publish: the report could not be written (see the warning above)", echo)
     for name, (folder, repo) in folders.items():
         _print(f"      {name:<21} {folder}   unifilter-hf push {folder} {repo}", echo)
     _print(f"      {'shapes-world set':<21} {shapes_dir}   hf upload {user}/shapes-world-four-level {shapes_dir} "

@@ -17,6 +17,7 @@ import jinja2
 
 from ..curation.manifest import Layout, commit, temporary_path
 from ..levels import LEVEL_NAMES
+from .ablation_section import ablation_section
 from .examples import build_examples
 from .figures import FIGURES
 from .run_data import ReportError, RunData, fetch_rows, load_run, pick_examples
@@ -84,6 +85,7 @@ def write_report(run_dir: str | Path, *, scorer=None, examples_per_band: int = 3
             (out / name).unlink(missing_ok=True)
             skipped.append(f"{name} ({type(err).__name__})")
 
+    ablation = ablation_section(run.root, out)
     examples = pick_examples(run, examples_per_band)
     note = fetch_rows(run, examples)
     if examples and note is None:
@@ -114,7 +116,7 @@ def write_report(run_dir: str | Path, *, scorer=None, examples_per_band: int = 3
         selection=run.selection_text(), shards=len(run.manifest.get("shards", [])), counts=_counts(run),
         figures=figures, errors=list(run.summary.get("errors_by_reason", {}).items()),
         throughput_text=_throughput_text(run), example_kinds=kinds, examples_note=note,
-        explain_bands=list(explain_bands) if attribution else [],
+        explain_bands=list(explain_bands) if attribution else [], ablation=ablation,
     )
     path = out / "report.html"
     tmp = temporary_path(path)  # a report cut short by a kill never replaces a whole one

@@ -1,0 +1,93 @@
+"""`unifilter-hf ablate`: four equal-size sets from a curated pool, four trainings per seed, the table written."""
+
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+
+from unifilter_hf.ablation import AblationError
+from unifilter_hf.ablation.sets import Pair, check_sets
+from unifilter_hf.cli import main
+from unifilter_hf.curation import CurateConfig, curate
+from unifilter_hf.demo.pool import POOL_FILE, build_pool, write_shapes_world
+from unifilter_hf.report import write_report
+from unifilter_hf.synthesis.shapes_world import render_scene, shapes_world_scene
+
+FIXTURE_MODEL = Path(__file__).parent / "fixtures" / "quickstart-shapes"
+
+
+@pytest.fixture(scope="module")
+def ablated(tmp_path_factory):
+    """A 10-scene pool (40 caption rows) curated by the trained fixture, then ablated through the CLI."""
+    root = tmp_path_factory.mktemp("ablation")
+    shapes = write_shapes_world(root / "shapes", num_scenes=10)  # generator seed 1
+    build_pool(shapes, root / "pool", caption_scenes=10, broken_per_defect=1)
+    run = root / "run"
+    curate(CurateConfig(source=str(root / "pool"), output=str(run), model=str(FIXTURE_MODEL), top_fraction=0.25,
+                        quiet=True, report=False))
+    # The held-out pairs come from the pool's own generator seed: its scenes must be skipped, not evaluated on.
+    assert main(["ablate", str(root / "pool"), str(run), "--seeds", "0,1", "--steps", "3", "--eval-pairs", "12",
+                 "--eval-seed", "1"]) == 0
+    return root, run, json.loads((run / "ablation.json").read_text())
+
+
+def test_four_sets_of_equal_size_four_trainings_per_seed(ablated):
+    _, _, result = ablated
+    assert result["candidates"] == 40 and result["budget"] == 10
+    assert set(result["sets"]) == {"unifilter", "random", "clip_score", "oracle"}
+    for name, per_seed in result["sets"].items():
+        assert [s["seed"] for s in per_seed] == [0, 1]
+        for s in per_seed:
+            assert len(s["keys"]) == len(set(s["keys"])) == result["budget"], name
+    assert sorted((r["seed"], r["set"]) for r in result["runs"]) == sorted(
+        (seed, name) for seed in (0, 1) for name in result["sets"])
+    for r in result["runs"]:
+        for metric in ("i2t_r1", "i2t_r5", "t2i_r1", "t2i_r5"):
+            assert 0.0 <= r[metric] <= 1.0
+        assert r["i2t_r5"] >= r["i2t_r1"] and r["t2i_r5"] >= r["t2i_r1"]
+    # The oracle takes the ten level-3 rows; random and the filters cannot do better on true level.
+    assert all(s["mean_level"] == 3.0 for s in result["sets"]["oracle"])
+    assert all(s["mean_level"] <= 3.0 for name in result["sets"] for s in result["sets"][name])
+    assert result["summary"]["oracle"]["i2t_r1"]["mean"] == pytest.approx(
+        sum(r["i2t_r1"] for r in result["runs"] if r["set"] == "oracle") / 2)
+
+
+def test_no_set_shares_an_image_or_caption_with_the_evaluation(ablated):
+    root, _, result = ablated
+    rows = {r["id"]: r for r in pq.read_table(root / "pool" / POOL_FILE).to_pylist()}
+    assert len(result["eval_keys"]) == result["eval_pairs"] == 12
+    held_texts, held_images = set(), set()
+    for key in result["eval_keys"]:  # re-draw each held-out scene from its key, independently of the ablation
+        index = int(key.rsplit("/s", 1)[1])
+        scene = shapes_world_scene(index, "validation", result["eval_seed"])
+        buf = io.BytesIO()
+        render_scene(scene["scene"], 96, scene["layout_seed"]).save(buf, format="PNG")
+        held_texts.add(scene["captions"][3])
+        held_images.add(buf.getvalue())
+    assert len(held_texts) == 12
+    for name, per_seed in result["sets"].items():
+        for s in per_seed:
+            for key in s["keys"]:
+                assert rows[key]["texts"][1] not in held_texts, (name, key)
+                assert rows[key]["images"][0]["bytes"] not in held_images, (name, key)
+
+
+def test_report_gets_the_ablation_section(ablated):
+    _, run, _ = ablated
+    html = write_report(run, attribution=False).read_text()
+    assert 'id="ablation"' in html and "CLIP-score" in html and "oracle" in html
+    assert (run / "report" / "ablation.png").stat().st_size > 1000
+
+
+def test_unequal_or_leaking_sets_are_refused():
+    pairs = [Pair(f"k{i}", bytes([i]), f"text {i}", 3) for i in range(6)]
+    held = [Pair("eval/0", b"other", "held text", 3)]
+    check_sets({"a": pairs[:3], "b": pairs[3:]}, held, 3)
+    with pytest.raises(AblationError, match="budget 3"):
+        check_sets({"a": pairs[:3], "b": pairs[3:5]}, held, 3)
+    with pytest.raises(AblationError, match="shares 1 pairs"):
+        check_sets({"a": pairs[:3]}, [Pair("eval/1", b"x", "text 1", 3)], 3)
