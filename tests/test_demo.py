@@ -101,7 +101,7 @@ def test_demo_warns_when_its_model_is_blind_to_images(demo_run):
     blind = bool(per_edit) and all(acc <= 0.5 for acc in per_edit.values())
     assert second["metrics"]["blind_to_images"] is blind
     assert any(line.startswith("WARNING: the model looks blind") for line in lines) is blind
-    assert any("fresh 2-core machines get accuracy 0.66-0.70" in line for line in lines)
+    assert any("fresh 2-core machines get accuracy 0.66-0.72" in line for line in lines)
     # the trained fixture reads the image; the blank-image control of docs/training.md did not
     trained = json.loads((FIXTURE_MODEL / "metrics.json").read_text())["eval_accuracy_per_edit"]
     assert blind_model_warning(trained) is None
@@ -162,5 +162,5 @@ def test_trained_model_keeps_better_rows_than_chance(tmp_path):
     means = level_means(tmp_path / "cur", tmp_path / "pool" / POOL_FILE)
     pool, kept = means["pool_mean_level"], means["kept_mean_level"]
     assert pool["all"] == pytest.approx(1.5)
-    assert kept["all"] > pool["all"] + 0.6, means  # measured: 2.33 vs 1.50
-    assert kept["document"] > pool["document"] + 0.4, means  # measured: 2.44 vs 1.50
+    assert kept["all"] > pool["all"] + 0.6, means  # measured: 2.57 vs 1.50
+    assert kept["document"] > pool["document"] + 0.4, means  # measured: 2.68 vs 1.50
