@@ -27,7 +27,7 @@ def test_accelerate_launch_two_cpu_processes_trains_and_saves_one_checkpoint(tmp
     cmd = [str(accelerate), "launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1",
            "--mixed_precision", "no", "--dynamo_backend", "no", "--main_process_port", str(_free_port()),
            "-m", "unifilter_hf.training", QUICKSTART, "--output_dir", str(out), "--use_cpu", "true",
-           "--train_scenes", "16", "--validation_scenes", "4", "--max_steps", "4",
+           "--train_scenes", "16", "--document_share", "0", "--validation_scenes", "4", "--max_steps", "4",
            "--per_device_train_batch_size", "4", "--logging_steps", "1", "--save_strategy", "steps",
            "--save_steps", "4", "--dataloader_num_workers", "0", "--disable_tqdm", "true"]
     env = dict(os.environ, HF_HUB_OFFLINE="1", OMP_NUM_THREADS="1", CUDA_VISIBLE_DEVICES="",

@@ -21,7 +21,8 @@ from unifilter_hf.training.cli import main as train_main
 from unifilter_hf.training.run import load_metrics
 
 QUICKSTART = str(Path(__file__).resolve().parent.parent / "recipes" / "quickstart" / "train.yaml")
-SHORT = ["--train_scenes", "64", "--validation_scenes", "12", "--max_steps", "40", "--logging_steps", "5",
+SHORT = ["--train_scenes", "64", "--document_share", "0", "--validation_scenes", "12", "--max_steps", "40",
+         "--logging_steps", "5",
          "--per_device_train_batch_size", "16", "--dataloader_num_workers", "0", "--disable_tqdm", "true"]
 REPO = "someone/unifilter-shapes"
 
