@@ -24,7 +24,7 @@ import torch
 
 from .compilation import forward_fn, resolve_dtype
 from .errors import UniFilterError
-from .levels import is_regression, level_of
+from .levels import NO_LEVEL, is_regression, level_of
 from .micro_batches import batch_plan
 from .row_layouts import ColumnMap, ImageErrorPolicy, try_to_sample
 from .sample import Sample
@@ -136,7 +136,7 @@ def records_from_logits(
             from .calibration import calibrated_probs, decided_levels
 
             probs = calibrated_probs(values, calibration).tolist()
-            levels = [lv if lv is None else int(d) for lv, d in zip(levels, decided_levels(values, calibration))]
+            levels = [None if d == NO_LEVEL else int(d) for d in decided_levels(values, calibration)]
         return [ScoreRecord(score=s, level=lv, probs=p) for s, lv, p in zip(values, levels, probs)]
     probs = logits.softmax(-1)
     return [

@@ -10,7 +10,7 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-__all__ = ["encodable"]
+__all__ = ["encodable", "has_surrogate"]
 
 _SURROGATE = re.compile("[\ud800-\udfff]")
 
@@ -27,7 +27,7 @@ def encodable(value: Any) -> Any:
     if isinstance(value, str):
         if value.isascii():
             return value
-        return _SURROGATE.sub("\ufffd", value) if _has_surrogate(value) else value
+        return _SURROGATE.sub("\ufffd", value)
     if isinstance(value, Mapping):
         return {k: encodable(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
@@ -35,9 +35,6 @@ def encodable(value: Any) -> Any:
     return value
 
 
-def _has_surrogate(text: str) -> bool:
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return True
-    return False
+def has_surrogate(text: str) -> bool:
+    """True when ``text`` holds a lone surrogate (the only thing UTF-8 cannot encode)."""
+    return _SURROGATE.search(text) is not None

@@ -24,6 +24,7 @@ from collections.abc import Iterator
 
 import pyarrow as pa
 
+from .encodable import has_surrogate
 from .errors import ERROR_FIELD, SourceError
 
 __all__ = ["arrow_rows", "arrow_schema", "count_arrow", "csv_rows", "json_kind", "json_rows", "jsonl_rows",
@@ -214,15 +215,7 @@ def csv_rows(path: str) -> Iterator[dict]:
             if len(record) != len(header):
                 yield _error(f"row: {name} line {start} has {len(record)} fields, the header has {len(header)}")
                 continue
-            if any(_bad_utf8(cell) for cell in record):
+            if any(has_surrogate(cell) for cell in record):
                 yield _error(f"row: {name} line {start} is not valid UTF-8")
                 continue
             yield {column: (cell if cell != "" else None) for column, cell in zip(header, record)}
-
-
-def _bad_utf8(text: str) -> bool:
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return True
-    return False
