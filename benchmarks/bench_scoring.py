@@ -394,7 +394,7 @@ def settings_for(name: str, quick: bool, compiled: bool = False) -> list[tuple[s
     """(path, batch size) pairs per set: the official structure, ours, and ours compiled."""
     if name == "captions":
         out = [("official", 8), ("ours", 8)] if quick else [("official", 8), ("ours", 8), ("ours", 16)]
-        return out + [("compiled", 8)] * compiled
+        return out + [("compiled", 8), ("compiled", 16)] * compiled
     return [("official", 1), ("ours", 8)] + [("compiled", 8)] * compiled
 
 

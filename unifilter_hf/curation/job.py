@@ -31,7 +31,7 @@ from .manifest import MANIFEST_VERSION, Layout, check_or_write_manifest, read_js
 from .outputs import write_shard_outputs
 from .selection import make_plan
 from .settings import CurateConfig, CurationError
-from .sidecars import SELECTION_COLUMNS, read_sidecar
+from .sidecars import SidecarColumns
 from .summary import Progress, format_table, summarize
 
 logger = logging.getLogger(__name__)
@@ -143,7 +143,7 @@ def curate(config: CurateConfig, *, scorer=None) -> Path:
             progress.close()
         score_seconds = time.perf_counter() - t0
 
-    tables = {s.name: read_sidecar(layout.sidecar(s.name), SELECTION_COLUMNS) for s in shards}
+    tables = SidecarColumns({s.name: layout.sidecar(s.name) for s in shards})
     plan = make_plan(tables, config.selection_settings())
     _start_over_selection(layout, plan)
     for shard in shards:

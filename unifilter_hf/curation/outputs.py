@@ -3,8 +3,8 @@
 The source shard is streamed a second time and zipped with its sidecar (same order, same count), so the
 curated file keeps every source column and type (``datasets`` Image columns stay Image features) without
 holding the shard in memory. The rejected file is the exclusion side-output: ``key``, ``index``, ``kind``,
-``score`` and ``reason``. The rejected file is written first and the curated file last: a curated file that
-exists marks the shard as done for the current selection.
+``score`` and ``reason``. Both are written side by side; the rejected file is committed first and the curated
+file last: a curated file that exists marks the shard as done for the current selection.
 
 Example:
     >>> import pyarrow as pa
@@ -52,45 +52,53 @@ def _curated_schema(source: pa.Schema, sidecar: pa.Schema) -> pa.Schema:
     return features.arrow_schema
 
 
+def _sidecar_rows(sidecar: pq.ParquetFile):
+    """A sidecar's rows as dicts, one chunk at a time: a shard of millions of rows is never a list of dicts."""
+    for batch in sidecar.iter_batches(batch_size=_CHUNK):
+        yield from batch.to_pylist()
+
+
 def write_shard_outputs(layout: Layout, shard: Shard, plan: Mapping) -> None:
-    """Write ``rejected/<shard>.parquet`` then ``curated/<shard>.parquet``, both atomically."""
-    sidecar = pq.read_table(layout.sidecar(shard.name))
-    scores = sidecar.to_pylist()
-    schema = _curated_schema(shard.schema(), sidecar.schema)
-    record_names = [f.name[len(PREFIX):] for f in score_fields(sidecar.schema)]
-    rejected = []
-    final = layout.curated_file(shard.name)
-    tmp = temporary_path(final)
-    writer = pq.ParquetWriter(tmp, schema, compression="zstd")
-    try:
-        chunk: list[dict] = []
-        count = 0
-        for row, score in itertools.zip_longest(shard.rows(), scores):
+    """Write ``rejected/<shard>.parquet`` then ``curated/<shard>.parquet``, both atomically.
+
+    Source, sidecar, kept and rejected rows all stream in chunks of ``_CHUNK`` rows, so the memory this takes
+    does not grow with the shard's length.
+    """
+    sidecar = pq.ParquetFile(layout.sidecar(shard.name))
+    expected = sidecar.metadata.num_rows
+    schema = _curated_schema(shard.schema(), sidecar.schema_arrow)
+    record_names = [f.name[len(PREFIX):] for f in score_fields(sidecar.schema_arrow)]
+    final, reject_final = layout.curated_file(shard.name), layout.rejected_file(shard.name)
+    tmp, reject_tmp = temporary_path(final), temporary_path(reject_final)
+    count = 0
+    with pq.ParquetWriter(tmp, schema, compression="zstd") as writer, \
+            pq.ParquetWriter(reject_tmp, _REJECTED_SCHEMA, compression="zstd") as reject_writer:
+        kept: list[dict] = []
+        rejected: list[dict] = []
+        for row, score in itertools.zip_longest(shard.rows(), _sidecar_rows(sidecar)):
             if row is None or score is None:
                 count = -1  # the source and its scores differ in length
                 break
             count += 1
             keep, reason = decide(plan, shard.name, score)
-            if not keep:
+            if keep:
+                kept.append(encodable({**row, **{PREFIX + name: score[name] for name in record_names}}))
+            else:
                 rejected.append({"key": score["key"], "index": score["index"], "kind": score["kind"],
                                  "score": score["score"], "reason": reason})
-                continue
-            chunk.append(encodable({**row, **{PREFIX + name: score[name] for name in record_names}}))
-            if len(chunk) == _CHUNK:
-                writer.write_table(pa.Table.from_pylist(chunk, schema=schema))
-                chunk = []
-        if chunk:
-            writer.write_table(pa.Table.from_pylist(chunk, schema=schema))
-    finally:
-        writer.close()
-    if count != len(scores):
+            for chunk, out, out_schema in ((kept, writer, schema), (rejected, reject_writer, _REJECTED_SCHEMA)):
+                if len(chunk) == _CHUNK:
+                    out.write_table(pa.Table.from_pylist(chunk, schema=out_schema))
+                    chunk.clear()
+        for chunk, out, out_schema in ((kept, writer, schema), (rejected, reject_writer, _REJECTED_SCHEMA)):
+            if chunk and count == expected:
+                out.write_table(pa.Table.from_pylist(chunk, schema=out_schema))
+    if count != expected:
         tmp.unlink(missing_ok=True)
+        reject_tmp.unlink(missing_ok=True)
         raise CurationError(
-            f"shard {shard.name} no longer matches its {len(scores)} scored rows: the source changed; "
+            f"shard {shard.name} no longer matches its {expected} scored rows: the source changed; "
             "use another --output or --overwrite to score it again"
         )
-    reject_final = layout.rejected_file(shard.name)
-    reject_tmp = temporary_path(reject_final)
-    pq.write_table(pa.Table.from_pylist(rejected, schema=_REJECTED_SCHEMA), reject_tmp, compression="zstd")
     commit(reject_tmp, reject_final)
     commit(tmp, final)

@@ -55,11 +55,18 @@ def scores_by_kind(table: pa.Table) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     return out
 
 
+def _rows_scored(table: pa.Table, kind: str, score: float) -> list[dict]:
+    """``key`` and ``index`` of a sidecar's scored rows of ``kind`` with exactly ``score``."""
+    where, scores = scores_by_kind(table)[kind]
+    return table.select(["key", "index"]).take(where[scores == score]).to_pylist()
+
+
 def make_plan(tables: Mapping[str, pa.Table], settings: Mapping) -> dict:
     """The selection plan (JSON-serialisable) from every shard's sidecar columns.
 
-    The top-fraction cut is exact with about 16 bytes per scored row: the k-th best score comes from a partial
-    sort of each kind's scores, and only the rows tied at that score are ranked by key, shard and position.
+    The top-fraction cut is exact with about 16 bytes per scored row (its scores and one copy): the k-th best
+    score comes from a partial sort of each kind's scores, and only the rows tied at that score are ranked by
+    key, shard and position (their keys are read again, from those shards only).
     """
     plan = {"settings": dict(settings)}
     if settings.get("top_fraction") is None:
@@ -67,25 +74,29 @@ def make_plan(tables: Mapping[str, pa.Table], settings: Mapping) -> dict:
         plan["threshold"] = DEFAULT_THRESHOLD if threshold is None else float(threshold)
         return plan
     fraction = float(settings["top_fraction"])
-    scored = {shard: scores_by_kind(table) for shard, table in tables.items()}
+    scored = {shard: {kind: scores for kind, (_, scores) in scores_by_kind(table).items()}
+              for shard, table in tables.items()}  # 8 bytes a scored row; positions are looked up for ties only
     kinds = sorted({kind for per_kind in scored.values() for kind in per_kind})
     cuts = {}
     for kind in kinds:
         parts = {shard: per_kind[kind] for shard, per_kind in scored.items() if kind in per_kind}
-        scores = np.concatenate([s for _, s in parts.values()])
-        keep = math.floor(fraction * len(scores) + 1e-9)
+        negated = np.concatenate(list(parts.values()))
+        np.negative(negated, out=negated)
+        keep = math.floor(fraction * len(negated) + 1e-9)
         cut = None
         if keep:
-            kth = float(np.partition(-scores, keep - 1)[keep - 1])  # the k-th best score, negated
-            above = int((-scores < kth).sum())  # rows that outrank every row tied at the k-th score
+            negated.partition(keep - 1)  # in place: no third copy of the scores
+            kth = float(negated[keep - 1])  # the k-th best score, negated
+            above = int((negated < kth).sum())  # rows that outrank every row tied at the k-th score
             ties = sorted(
                 (row["key"], shard, row["index"])
-                for shard, (where, shard_scores) in parts.items()
-                for row in tables[shard].select(["key", "index"]).take(where[-shard_scores == kth]).to_pylist()
+                for shard, shard_scores in parts.items() if (shard_scores == -kth).any()
+                for row in _rows_scored(tables[shard], kind, -kth)
             )
             key, shard, index = ties[keep - above - 1]
             cut = [kth.hex(), key, shard, index]
-        cuts[kind] = {"rows": len(scores), "kept": keep, "cut": cut}
+        cuts[kind] = {"rows": len(negated), "kept": keep, "cut": cut}
+        del negated
     plan["cuts"] = cuts
     return plan
 

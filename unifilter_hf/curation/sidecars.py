@@ -82,3 +82,24 @@ def write_sidecar(path: Path, table: pa.Table) -> None:
 
 def read_sidecar(path: Path, columns: list[str] | None = None) -> pa.Table:
     return pq.read_table(path, columns=columns)
+
+
+class SidecarColumns(Mapping):
+    """Shard name -> that shard's :data:`SELECTION_COLUMNS`, read from disk each time it is asked for.
+
+    Selection and the summary visit one shard at a time, so a job holds one shard's columns (plus the 8-16
+    bytes a scored row the global cut needs) instead of every shard's keys and errors at once (about 60 bytes
+    a row in Arrow: 8 GiB for OBELICS' 141M documents).
+    """
+
+    def __init__(self, paths: Mapping[str, Path]):
+        self._paths = dict(paths)
+
+    def __getitem__(self, shard: str) -> pa.Table:
+        return read_sidecar(self._paths[shard], SELECTION_COLUMNS)
+
+    def __iter__(self):
+        return iter(self._paths)
+
+    def __len__(self) -> int:
+        return len(self._paths)

@@ -47,7 +47,8 @@ def _quantiles(parts: list[np.ndarray]) -> dict[str, float] | None:
     values = np.concatenate(parts) if parts else np.empty(0)
     if not values.size:
         return None
-    return {f"q{int(q * 100):02d}": float(v) for q, v in zip(QUANTILES, np.quantile(values, QUANTILES))}
+    quantiles = np.quantile(values, QUANTILES, overwrite_input=True)  # values is our own copy
+    return {f"q{int(q * 100):02d}": float(v) for q, v in zip(QUANTILES, quantiles)}
 
 
 def summarize(tables: Mapping[str, pa.Table], plan: Mapping) -> dict:
