@@ -10,7 +10,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from unifilter_hf.ablation import AblationError
-from unifilter_hf.ablation.sets import Pair, check_sets
+from unifilter_hf.ablation.sets import Pair, check_sets, oracle_set, random_set, unifilter_set
 from unifilter_hf.cli import main
 from unifilter_hf.curation import CurateConfig, curate
 from unifilter_hf.demo.pool import POOL_FILE, build_pool, write_shapes_world
@@ -91,3 +91,34 @@ def test_unequal_or_leaking_sets_are_refused():
         check_sets({"a": pairs[:3], "b": pairs[3:5]}, held, 3)
     with pytest.raises(AblationError, match="shares 1 pairs"):
         check_sets({"a": pairs[:3]}, [Pair("eval/1", b"x", "text 1", 3)], 3)
+
+
+def test_every_set_takes_one_caption_per_image_by_default(ablated):
+    """The pool has four captions per scene image; each filter keeps its best one per image (random: any one)."""
+    root, _, result = ablated
+    rows = {r["id"]: r for r in pq.read_table(root / "pool" / POOL_FILE).to_pylist()}
+    assert result["per_image"] is True and result["images"] == 10
+    for name, per_seed in result["sets"].items():
+        for s in per_seed:
+            images = [rows[key]["images"][0]["bytes"] for key in s["keys"]]
+            assert len(set(images)) == len(images) == 10, name
+
+
+def test_per_image_keeps_each_images_best_caption_and_all_captions_does_not():
+    a, b = b"image-a", b"image-b"
+    pairs = [Pair("a3", a, "a right", 3), Pair("a2", a, "a wrong", 2), Pair("b1", b, "b wrong", 1),
+             Pair("b0", b, "b worse", 0)]
+    scores = {"a3": 2.9, "a2": 2.5, "b1": 1.0, "b0": 0.2}
+    assert [p.key for p in unifilter_set(pairs, 2, scores, seed=0)] == ["a3", "a2"]
+    assert [p.key for p in unifilter_set(pairs, 2, scores, seed=0, per_image=True)] == ["a3", "b1"]
+    assert [p.key for p in oracle_set(pairs, 2, seed=0, per_image=True)] == ["a3", "b1"]
+    for seed in range(5):
+        assert len({p.png for p in random_set(pairs, 2, seed, per_image=True)}) == 2
+
+
+def test_a_budget_above_the_pools_images_is_refused_unless_all_captions(ablated, capsys):
+    root, run, _ = ablated
+    assert main(["ablate", str(root / "pool"), str(run), "--budget", "11", "--output", str(root / "over")]) == 2
+    err = capsys.readouterr().err
+    assert "budget 11 is more than the pool's 10 distinct images" in err and "--all-captions" in err
+    assert not (root / "over" / "ablation.json").exists()

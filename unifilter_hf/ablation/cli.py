@@ -24,6 +24,8 @@ def register(sub) -> None:
     p.add_argument("--eval-pairs", type=int, default=250, help="held-out clean pairs (default 250)")
     p.add_argument("--eval-seed", type=int, default=1000,
                    help="shapes-world generator seed of the held-out pairs (scenes in the pool are skipped)")
+    p.add_argument("--all-captions", action="store_true",
+                   help="let a set take several captions of one image (default: each filter's best one per image)")
     p.set_defaults(func=run)
 
 
@@ -37,7 +39,7 @@ def run(args: argparse.Namespace) -> int:
         raise AblationError(f"--seeds takes integers like 0,1,2, got {args.seeds!r}") from err
     settings = AblationSettings(budget=args.budget, top_fraction=args.top_fraction, seeds=seeds,
                                 eval_pairs=args.eval_pairs, eval_seed=args.eval_seed,
-                                recipe=ClipRecipe(steps=args.steps))
+                                recipe=ClipRecipe(steps=args.steps), per_image=not args.all_captions)
     out = ablate(args.pool, args.run_dir, args.output, settings=settings, echo=print)
     print(format_table(json.loads((out / ABLATION_FILE).read_text())))
     print(f"wrote {out / ABLATION_FILE}")

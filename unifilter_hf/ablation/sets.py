@@ -65,29 +65,42 @@ def read_scores(run_dir: str | Path) -> dict[str, float]:
     return scores
 
 
-def top_by(pairs: Sequence[Pair], budget: int, score: Callable[[Pair], float], seed: int) -> list[Pair]:
-    """The ``budget`` highest-scoring pairs; ties are broken by a seeded shuffle, not by file order."""
+def top_by(pairs: Sequence[Pair], budget: int, score: Callable[[Pair], float], seed: int,
+           per_image: bool = False) -> list[Pair]:
+    """The ``budget`` highest-scoring pairs; ties are broken by a seeded shuffle, not by file order.
+
+    ``per_image``: an image's pairs compete first and only its best-scoring one can be taken (the usual
+    de-duplication of a pool where one image comes with several captions).
+    """
     order = list(pairs)
     random.Random(seed).shuffle(order)
-    return sorted(order, key=score, reverse=True)[:budget]
+    ranked = sorted(order, key=score, reverse=True)
+    if per_image:
+        seen: set[bytes] = set()
+        ranked = [p for p in ranked if not (p.png in seen or seen.add(p.png))]
+    return ranked[:budget]
 
 
-def oracle_set(pairs: Sequence[Pair], budget: int, seed: int) -> list[Pair]:
+def oracle_set(pairs: Sequence[Pair], budget: int, seed: int, per_image: bool = False) -> list[Pair]:
     """The best any filter can do: rows taken by their true level."""
-    return top_by(pairs, budget, lambda p: p.level, seed)
+    return top_by(pairs, budget, lambda p: p.level, seed, per_image)
 
 
-def random_set(pairs: Sequence[Pair], budget: int, seed: int) -> list[Pair]:
-    """A uniform random subset (no filter)."""
-    return random.Random(f"random-set|{seed}").sample(list(pairs), budget)
+def random_set(pairs: Sequence[Pair], budget: int, seed: int, per_image: bool = False) -> list[Pair]:
+    """A uniform random subset (no filter); ``per_image``: of one random caption per image."""
+    rng = random.Random(f"random-set|{seed}")
+    if per_image:
+        return top_by(pairs, budget, lambda p: rng.random(), seed, per_image)
+    return rng.sample(list(pairs), budget)
 
 
-def unifilter_set(pairs: Sequence[Pair], budget: int, scores: dict[str, float], seed: int) -> list[Pair]:
+def unifilter_set(pairs: Sequence[Pair], budget: int, scores: dict[str, float], seed: int,
+                  per_image: bool = False) -> list[Pair]:
     """The rows UniFilter keeps: top ``budget`` by the trained scorer's score (a row it did not score is last)."""
     missing = [p.key for p in pairs if p.key not in scores]
     if len(missing) == len(pairs):
         raise AblationError("the curation run scored none of the pool's caption rows: was it run on this pool?")
-    return top_by(pairs, budget, lambda p: scores.get(p.key, float("-inf")), seed)
+    return top_by(pairs, budget, lambda p: scores.get(p.key, float("-inf")), seed, per_image)
 
 
 def check_sets(sets: dict[str, list[Pair]], evaluation: Sequence[Pair], budget: int) -> None:

@@ -205,7 +205,8 @@ def run_demo(output: str | Path = "out/demo", *, fresh: bool = False, sizes: Dem
 
     t0 = time.perf_counter()
     _print(f"[4/5] ablation: the same small CLIP trained on {TOP_FRACTION:.0%} of the pool's captions as kept by "
-           f"each filter, {sizes.ablation_seeds} seeds (docs/ablation.md) ...", echo)
+           f"each filter (one caption per image: each filter's best), {sizes.ablation_seeds} seeds "
+           "(docs/ablation.md) ...", echo)
     ablation = AblationSettings(top_fraction=TOP_FRACTION, seeds=tuple(range(sizes.ablation_seeds)),
                                 eval_pairs=sizes.ablation_eval_pairs, recipe=ClipRecipe(steps=sizes.ablation_steps))
     result = json.loads((ablate(pool_dir, curation_dir, settings=ablation,

@@ -50,8 +50,10 @@ def ablation_section(run_root: Path, report_dir: Path) -> dict | None:
              "cells": [f"{summary[name][m]['mean']:.3f} ± {summary[name][m]['std']:.3f}" for m in METRICS]}
             for name in names]
     closed = result.get("unifilter_gap_closed")
-    text = (f"{result['budget']} caption rows per set out of {result['candidates']}, the same small CLIP trained "
-            f"on each ({result['recipe']['steps']} steps of batch {result['recipe']['batch_size']}), seeds "
+    per_image = (f" (at most one caption per image: each filter's best of the {result['images']} images)"
+                 if result.get("per_image") else "")
+    text = (f"{result['budget']} caption rows per set out of {result['candidates']}{per_image}, the same small CLIP "
+            f"trained on each ({result['recipe']['steps']} steps of batch {result['recipe']['batch_size']}), seeds "
             f"{', '.join(map(str, result['seeds']))}; recall over {result['eval_pairs']} held-out clean pairs "
             "that no set contains. " + result.get("clip_score_note", "") + ".")
     if closed is not None:
