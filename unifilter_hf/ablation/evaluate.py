@@ -31,3 +31,19 @@ def recall_at_k(images: torch.Tensor, texts: torch.Tensor, ks: Sequence[int] = (
     for k in ks:
         out[f"t2i_r{k}"] = float((t2i_rank < k).float().mean())
     return out
+
+
+def four_level_accuracy(images: torch.Tensor, level_texts: torch.Tensor) -> float:
+    """Zero-shot four-level discrimination: the share of images whose level-3 caption is strictly more similar
+    than each of the same scene's level 0, 1 and 2 captions (chance: 0.25).
+
+    ``images`` (N, D) and ``level_texts`` (N, 4, D, levels 0..3 in order), both normalised.
+
+    Example:
+        >>> images = torch.eye(2)
+        >>> levels = torch.stack([images.flip(0)] * 3 + [images], dim=1)  # levels 0-2 point away, level 3 at it
+        >>> four_level_accuracy(images, levels)
+        1.0
+    """
+    sim = torch.einsum("nd,nkd->nk", images, level_texts)
+    return float((sim[:, 3] > sim[:, :3].max(1).values).float().mean())

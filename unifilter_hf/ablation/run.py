@@ -21,13 +21,14 @@ from pathlib import Path
 
 from ..curation.manifest import commit, temporary_path
 from .clip_model import ClipRecipe, embed, encode_pairs, train_clip
-from .evaluate import recall_at_k
+from .evaluate import four_level_accuracy, recall_at_k
 from .sets import (
     FILTERS,
     AblationError,
     Pair,
     check_sets,
     evaluation_pairs,
+    level_captions,
     oracle_set,
     pool_captions,
     random_set,
@@ -37,7 +38,7 @@ from .sets import (
 )
 
 ABLATION_FILE = "ablation.json"
-METRICS = ("i2t_r1", "i2t_r5", "t2i_r1", "t2i_r5")
+METRICS = ("i2t_r1", "i2t_r5", "t2i_r1", "t2i_r5", "level_acc")  # level_acc: zero-shot four-level discrimination
 LABELS = {"unifilter": "UniFilter", "random": "random", "clip_score": "CLIP-score", "oracle": "oracle"}
 
 
@@ -93,6 +94,8 @@ def ablate(pool: str | Path, run_dir: str | Path, output: str | Path | None = No
     scores = read_scores(run_dir)
     held_out = evaluation_pairs(settings.eval_pairs, candidates, settings.eval_seed, 96)
     evaluation = encode_pairs([p.png for p in held_out], [p.text for p in held_out], recipe)
+    levels = level_captions(held_out, settings.eval_seed)
+    level_data = encode_pairs([p.png for p in held_out for _ in range(4)], [t for row in levels for t in row], recipe)
 
     runs, sets_info = [], {}
     for seed in settings.seeds:
@@ -108,7 +111,10 @@ def ablate(pool: str | Path, run_dir: str | Path, output: str | Path | None = No
             data = encode_pairs([p.png for p in chosen], [p.text for p in chosen], recipe)
             t0 = time.perf_counter()
             model = train_clip(data, recipe, seed)
-            row = {"seed": seed, "set": name, **recall_at_k(*embed(model, evaluation)),
+            image_emb, text_emb = embed(model, evaluation)
+            level_emb = embed(model, level_data)[1].view(len(held_out), 4, -1)
+            row = {"seed": seed, "set": name, **recall_at_k(image_emb, text_emb),
+                   "level_acc": four_level_accuracy(image_emb, level_emb),
                    "mean_level": statistics.fmean(p.level for p in chosen),
                    "level_3_share": sum(p.level == 3 for p in chosen) / budget,
                    "train_seconds": round(time.perf_counter() - t0, 2)}
@@ -153,13 +159,13 @@ def format_table(result: dict) -> str:
         >>> r = {"seeds": [0], "budget": 4, "eval_pairs": 9, "unifilter_gap_closed": None,
         ...      "summary": {f: {m: s for m in (*METRICS, "mean_level")} for f in FILTERS}}
         >>> print(format_table(r).splitlines()[1])
-              filter        mean level  i2t R@1       i2t R@5       t2i R@1       t2i R@5
+              filter        mean level  i2t R@1       i2t R@5       t2i R@1       t2i R@5       4-level acc
     """
     per_image = ", one caption per image" if result.get("per_image") else ""
     lines = [f"      {result['budget']} rows per set{per_image}, {len(result['seeds'])} seeds, recall on "
              f"{result['eval_pairs']} held-out clean pairs (mean ± std over seeds)",
              (f"      {'filter':<12}  {'mean level':<12}"
-              + "".join(f"{m.replace('_r', ' R@'):<14}" for m in METRICS)).rstrip()]
+              + "".join(f"{m.replace('_r', ' R@').replace('level_acc', '4-level acc'):<14}" for m in METRICS)).rstrip()]
     for name in FILTERS:
         s = result["summary"][name]
         lines.append(f"      {LABELS[name]:<12}  {s['mean_level']['mean']:<12.2f}"

@@ -146,3 +146,14 @@ def evaluation_pairs(count: int, pool: Sequence[Pair], seed: int = 1000, image_s
         seen_texts.add(text)
         pairs.append(Pair(f"eval/validation-seed{seed}/s{index - 1:06d}", png, text, 3))
     return pairs
+
+
+def level_captions(held_out: Sequence[Pair], seed: int) -> list[list[str]]:
+    """Each held-out pair's scene captions at levels 0, 1, 2, 3 (the level-3 one is the pair's own caption)."""
+    from ..synthesis.shapes_world import shapes_world_scene
+
+    out = []
+    for pair in held_out:
+        captions = shapes_world_scene(int(pair.key.rsplit("/s", 1)[1]), "validation", seed)["captions"]
+        out.append([captions[level] for level in range(4)])
+    return out

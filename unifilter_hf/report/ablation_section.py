@@ -17,10 +17,12 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 FIGURE = "ablation.png"
-METRICS = ("i2t_r1", "i2t_r5", "t2i_r1", "t2i_r5")
+METRICS = ("i2t_r1", "i2t_r5", "t2i_r1", "t2i_r5", "level_acc")
 
 
 def _label(metric: str) -> str:
+    if metric == "level_acc":
+        return "four-level accuracy"
     return metric.replace("i2t", "image→text").replace("t2i", "text→image").replace("_r", " R@")
 
 
@@ -41,7 +43,7 @@ def ablation_section(run_root: Path, report_dir: Path) -> dict | None:
         ax.bar([i + (k - (len(names) - 1) / 2) * width for i in range(len(METRICS))], means, width, yerr=stds,
                capsize=2, label=labels[name])
     ax.set_xticks(range(len(METRICS)), [_label(m) for m in METRICS])
-    ax.set_ylabel("recall (mean ± std over seeds)")
+    ax.set_ylabel("recall / accuracy (mean ± std over seeds)")
     ax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(Path(report_dir) / FIGURE, dpi=100)
