@@ -8,8 +8,10 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
+import torch
 
 from unifilter_hf.ablation import AblationError
+from unifilter_hf.ablation.evaluate import four_level_accuracy
 from unifilter_hf.ablation.sets import Pair, check_sets, oracle_set, random_set, unifilter_set
 from unifilter_hf.cli import main
 from unifilter_hf.curation import CurateConfig, curate
@@ -49,6 +51,7 @@ def test_four_sets_of_equal_size_four_trainings_per_seed(ablated):
         for metric in ("i2t_r1", "i2t_r5", "t2i_r1", "t2i_r5"):
             assert 0.0 <= r[metric] <= 1.0
         assert r["i2t_r5"] >= r["i2t_r1"] and r["t2i_r5"] >= r["t2i_r1"]
+        assert 0.0 <= r["level_acc"] <= 1.0
     # The oracle takes the ten level-3 rows; random and the filters cannot do better on true level.
     assert all(s["mean_level"] == 3.0 for s in result["sets"]["oracle"])
     assert all(s["mean_level"] <= 3.0 for name in result["sets"] for s in result["sets"][name])
@@ -122,3 +125,13 @@ def test_a_budget_above_the_pools_images_is_refused_unless_all_captions(ablated,
     err = capsys.readouterr().err
     assert "budget 11 is more than the pool's 10 distinct images" in err and "--all-captions" in err
     assert not (root / "over" / "ablation.json").exists()
+
+
+def test_four_level_accuracy_needs_the_level_3_caption_strictly_first():
+    images = torch.nn.functional.normalize(torch.tensor([[1.0, 0.0], [0.0, 1.0]]), dim=-1)
+    right = torch.stack([images.flip(0)] * 3 + [images], dim=1)  # levels 0-2 orthogonal, level 3 the image
+    assert four_level_accuracy(images, right) == 1.0
+    collapsed = images[:, None, :].repeat(1, 4, 1)  # every caption alike: a tie is a miss, not a hit
+    assert four_level_accuracy(images, collapsed) == 0.0
+    swapped = torch.stack([images.flip(0), images.flip(0), images, images.flip(0)], dim=1)  # level 2 wins
+    assert four_level_accuracy(images, swapped) == 0.0
