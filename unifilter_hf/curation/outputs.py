@@ -59,7 +59,8 @@ def _sidecar_rows(sidecar: pq.ParquetFile):
 
 
 def write_shard_outputs(layout: Layout, shard: Shard, plan: Mapping) -> None:
-    """Write ``rejected/<shard>.parquet`` then ``curated/<shard>.parquet``, both atomically.
+    """Write ``rejected/<shard>.parquet`` and ``curated/<shard>.parquet`` side by side, both atomically (the
+    curated file is committed last: it marks the shard as done).
 
     Source, sidecar, kept and rejected rows all stream in chunks of ``_CHUNK`` rows, so the memory this takes
     does not grow with the shard's length.
