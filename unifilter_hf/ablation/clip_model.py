@@ -22,7 +22,7 @@ from transformers import CLIPConfig, CLIPModel
 
 from ..synthesis.shapes_world_tokenizer import shapes_world_tokenizer
 
-__all__ = ["ClipRecipe", "Encoded", "build_clip", "embed", "encode_pairs", "train_clip"]
+__all__ = ["ClipRecipe", "Encoded", "build_clip", "embed", "embed_texts", "encode_pairs", "encode_texts", "train_clip"]
 
 PAD, EOS = 1, 3  # the shapes-world tokenizer's <pad> and </s>
 
@@ -70,12 +70,8 @@ def build_clip(vocab_size: int, recipe: ClipRecipe = ClipRecipe(), seed: int = 0
     return CLIPModel(config)
 
 
-def encode_pairs(pngs: Sequence[bytes], texts: Sequence[str], recipe: ClipRecipe = ClipRecipe()) -> Encoded:
-    """Decode and downscale the images, tokenize the captions (``</s>`` ends each: CLIP pools there)."""
-    size = recipe.image_size
-    arrays = [np.asarray(Image.open(io.BytesIO(png)).convert("RGB").resize((size, size), Image.BILINEAR))
-              for png in pngs]
-    pixels = torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2).float() / 127.5 - 1.0
+def encode_texts(texts: Sequence[str], recipe: ClipRecipe = ClipRecipe()) -> tuple[torch.Tensor, torch.Tensor]:
+    """Token ids and attention mask (N, T) of the captions (``</s>`` ends each: CLIP pools there)."""
     tok = shapes_world_tokenizer()
     ids = [tok(text)["input_ids"][: recipe.max_words] + [EOS] for text in texts]
     length = max(len(x) for x in ids)
@@ -84,7 +80,16 @@ def encode_pairs(pngs: Sequence[bytes], texts: Sequence[str], recipe: ClipRecipe
     for k, row in enumerate(ids):
         input_ids[k, : len(row)] = torch.tensor(row)
         mask[k, : len(row)] = 1
-    return Encoded(pixels, input_ids, mask)
+    return input_ids, mask
+
+
+def encode_pairs(pngs: Sequence[bytes], texts: Sequence[str], recipe: ClipRecipe = ClipRecipe()) -> Encoded:
+    """Decode and downscale the images, tokenize the captions (:func:`encode_texts`)."""
+    size = recipe.image_size
+    arrays = [np.asarray(Image.open(io.BytesIO(png)).convert("RGB").resize((size, size), Image.BILINEAR))
+              for png in pngs]
+    pixels = torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2).float() / 127.5 - 1.0
+    return Encoded(pixels, *encode_texts(texts, recipe))
 
 
 def train_clip(data: Encoded, recipe: ClipRecipe = ClipRecipe(), seed: int = 0) -> CLIPModel:
@@ -112,16 +117,22 @@ def train_clip(data: Encoded, recipe: ClipRecipe = ClipRecipe(), seed: int = 0) 
 
 
 @torch.no_grad()
+def embed_texts(model: CLIPModel, input_ids: torch.Tensor, attention_mask: torch.Tensor,
+                batch: int = 256) -> torch.Tensor:
+    """L2-normalised text embeddings (N, D) of :func:`encode_texts` output."""
+    texts = [_projected(model.get_text_features(input_ids=input_ids[start: start + batch],
+                                                attention_mask=attention_mask[start: start + batch]))
+             for start in range(0, len(input_ids), batch)]
+    return torch.nn.functional.normalize(torch.cat(texts), dim=-1)
+
+
+@torch.no_grad()
 def embed(model: CLIPModel, data: Encoded, batch: int = 256) -> tuple[torch.Tensor, torch.Tensor]:
     """L2-normalised image and text embeddings, (N, D) each."""
-    images, texts = [], []
-    for start in range(0, len(data), batch):
-        chunk = data.take(torch.arange(start, min(start + batch, len(data))))
-        images.append(_projected(model.get_image_features(pixel_values=chunk.pixels)))
-        texts.append(_projected(model.get_text_features(input_ids=chunk.input_ids,
-                                                        attention_mask=chunk.attention_mask)))
-    img, txt = torch.cat(images), torch.cat(texts)
-    return torch.nn.functional.normalize(img, dim=-1), torch.nn.functional.normalize(txt, dim=-1)
+    images = [_projected(model.get_image_features(pixel_values=data.pixels[start: start + batch]))
+              for start in range(0, len(data), batch)]
+    img = torch.nn.functional.normalize(torch.cat(images), dim=-1)
+    return img, embed_texts(model, data.input_ids, data.attention_mask, batch)
 
 
 def _projected(output) -> torch.Tensor:

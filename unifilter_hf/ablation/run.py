@@ -20,7 +20,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from ..curation.manifest import commit, temporary_path
-from .clip_model import ClipRecipe, embed, encode_pairs, train_clip
+from .clip_model import ClipRecipe, embed, embed_texts, encode_pairs, encode_texts, train_clip
 from .evaluate import four_level_accuracy, recall_at_k
 from .sets import (
     FILTERS,
@@ -95,7 +95,7 @@ def ablate(pool: str | Path, run_dir: str | Path, output: str | Path | None = No
     held_out = evaluation_pairs(settings.eval_pairs, candidates, settings.eval_seed, 96)
     evaluation = encode_pairs([p.png for p in held_out], [p.text for p in held_out], recipe)
     levels = level_captions(held_out, settings.eval_seed)
-    level_data = encode_pairs([p.png for p in held_out for _ in range(4)], [t for row in levels for t in row], recipe)
+    level_ids = encode_texts([t for row in levels for t in row], recipe)  # the images are evaluation's
 
     runs, sets_info = [], {}
     for seed in settings.seeds:
@@ -112,7 +112,7 @@ def ablate(pool: str | Path, run_dir: str | Path, output: str | Path | None = No
             t0 = time.perf_counter()
             model = train_clip(data, recipe, seed)
             image_emb, text_emb = embed(model, evaluation)
-            level_emb = embed(model, level_data)[1].view(len(held_out), 4, -1)
+            level_emb = embed_texts(model, *level_ids).view(len(held_out), 4, -1)
             row = {"seed": seed, "set": name, **recall_at_k(image_emb, text_emb),
                    "level_acc": four_level_accuracy(image_emb, level_emb),
                    "mean_level": statistics.fmean(p.level for p in chosen),

@@ -58,6 +58,13 @@ def _sidecar_rows(sidecar: pq.ParquetFile):
         yield from batch.to_pylist()
 
 
+def _flush(writer: pq.ParquetWriter, rows: list[dict], schema: pa.Schema, at_least: int) -> None:
+    """Write ``rows`` as one row group and empty the list, once it holds ``at_least`` rows."""
+    if len(rows) >= at_least:
+        writer.write_table(pa.Table.from_pylist(rows, schema=schema))
+        rows.clear()
+
+
 def write_shard_outputs(layout: Layout, shard: Shard, plan: Mapping) -> None:
     """Write ``rejected/<shard>.parquet`` and ``curated/<shard>.parquet`` side by side, both atomically (the
     curated file is committed last: it marks the shard as done).
@@ -84,16 +91,14 @@ def write_shard_outputs(layout: Layout, shard: Shard, plan: Mapping) -> None:
             keep, reason = decide(plan, shard.name, score)
             if keep:
                 kept.append(encodable({**row, **{PREFIX + name: score[name] for name in record_names}}))
+                _flush(writer, kept, schema, _CHUNK)
             else:
                 rejected.append({"key": score["key"], "index": score["index"], "kind": score["kind"],
                                  "score": score["score"], "reason": reason})
-            for chunk, out, out_schema in ((kept, writer, schema), (rejected, reject_writer, _REJECTED_SCHEMA)):
-                if len(chunk) == _CHUNK:
-                    out.write_table(pa.Table.from_pylist(chunk, schema=out_schema))
-                    chunk.clear()
-        for chunk, out, out_schema in ((kept, writer, schema), (rejected, reject_writer, _REJECTED_SCHEMA)):
-            if chunk and count == expected:
-                out.write_table(pa.Table.from_pylist(chunk, schema=out_schema))
+                _flush(reject_writer, rejected, _REJECTED_SCHEMA, _CHUNK)
+        if count == expected:
+            _flush(writer, kept, schema, 1)
+            _flush(reject_writer, rejected, _REJECTED_SCHEMA, 1)
     if count != expected:
         tmp.unlink(missing_ok=True)
         reject_tmp.unlink(missing_ok=True)
