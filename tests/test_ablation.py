@@ -127,6 +127,16 @@ def test_a_budget_above_the_pools_images_is_refused_unless_all_captions(ablated,
     assert not (root / "over" / "ablation.json").exists()
 
 
+def test_a_default_budget_above_the_pools_images_takes_each_image_once(ablated):
+    """Half of 40 caption rows is 20, but the pool has 10 images (a pool may repeat an image): 10 per set."""
+    root, run, _ = ablated
+    assert main(["ablate", str(root / "pool"), str(run), "--top-fraction", "0.5", "--seeds", "0", "--steps", "1",
+                 "--eval-pairs", "12", "--eval-seed", "1", "--output", str(root / "half")]) == 0
+    result = json.loads((root / "half" / "ablation.json").read_text())
+    assert result["budget"] == 10
+    assert all(len(s["keys"]) == 10 for per_seed in result["sets"].values() for s in per_seed)
+
+
 def test_four_level_accuracy_needs_the_level_3_caption_strictly_first():
     images = torch.nn.functional.normalize(torch.tensor([[1.0, 0.0], [0.0, 1.0]]), dim=-1)
     right = torch.stack([images.flip(0)] * 3 + [images], dim=1)  # levels 0-2 orthogonal, level 3 the image

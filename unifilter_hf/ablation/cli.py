@@ -17,7 +17,8 @@ def register(sub) -> None:
     p.add_argument("pool", help="the pool folder (pool.parquet, the demo's layout) or the file")
     p.add_argument("run_dir", help="the `unifilter-hf curate` run that scored the pool (its scores/ sidecars)")
     p.add_argument("--output", help="where ablation.json goes (default: RUN_DIR, where the report finds it)")
-    p.add_argument("--budget", type=int, help="rows per training set (default: --top-fraction of the captions)")
+    p.add_argument("--budget", type=int,
+                   help="rows per training set (default: --top-fraction of the captions, at most the distinct images)")
     p.add_argument("--top-fraction", type=float, default=0.25, help="budget as a share of the caption rows")
     p.add_argument("--seeds", default="0,1,2", help="comma-separated seeds (default 0,1,2)")
     p.add_argument("--steps", type=int, default=300, help="training steps per model (default 300)")

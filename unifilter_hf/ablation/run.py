@@ -44,7 +44,8 @@ LABELS = {"unifilter": "UniFilter", "random": "random", "clip_score": "CLIP-scor
 
 @dataclass
 class AblationSettings:
-    """The fixed part of the comparison. ``budget`` None: ``top_fraction`` of the candidate caption rows."""
+    """The fixed part of the comparison. ``budget`` None: ``top_fraction`` of the candidate caption rows, at
+    most the pool's distinct images when each set takes one caption per image."""
 
     budget: int | None = None
     top_fraction: float = 0.25
@@ -84,10 +85,12 @@ def ablate(pool: str | Path, run_dir: str | Path, output: str | Path | None = No
     if not pool_file.is_file():
         raise AblationError(f"no pool at {pool_file}")
     candidates = pool_captions(pool_file)
+    images = len({p.png for p in candidates})
     budget = settings.budget or max(1, round(settings.top_fraction * len(candidates)))
+    if settings.budget is None and settings.per_image:  # a pool may repeat an image: the default fits the pool
+        budget = min(budget, images)
     if not 1 <= budget <= len(candidates):
         raise AblationError(f"budget {budget} is not between 1 and the {len(candidates)} candidate caption rows")
-    images = len({p.png for p in candidates})
     if settings.per_image and budget > images:
         raise AblationError(f"budget {budget} is more than the pool's {images} distinct images, and each set takes "
                             "one caption per image: lower --budget or pass --all-captions")
