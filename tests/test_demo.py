@@ -162,5 +162,5 @@ def test_trained_model_keeps_better_rows_than_chance(tmp_path):
     means = level_means(tmp_path / "cur", tmp_path / "pool" / POOL_FILE)
     pool, kept = means["pool_mean_level"], means["kept_mean_level"]
     assert pool["all"] == pytest.approx(1.5)
-    assert kept["all"] > pool["all"] + 0.6, means  # measured: 2.57 vs 1.50
-    assert kept["document"] > pool["document"] + 0.4, means  # measured: 2.68 vs 1.50
+    assert kept["all"] > pool["all"] + 0.6, means  # measured: 2.57 vs 1.50 (captions 2.56, documents 2.62)
+    assert kept["document"] > pool["document"] + 0.4, means  # measured: 2.62 vs 1.50

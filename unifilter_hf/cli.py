@@ -21,8 +21,8 @@ from .errors import UniFilterError
 def _demo(args: argparse.Namespace) -> int:
     from .demo import DemoSizes, run_demo
 
-    print("unifilter-hf demo: four-level data -> train the quickstart scorer -> curate a mixed pool -> publish "
-          f"(offline, CPU; output in {args.output}{', rebuilt from scratch' if args.fresh else ''})")
+    print("unifilter-hf demo: four-level data -> train the quickstart scorer -> curate a mixed pool -> ablation "
+          f"-> publish (offline, CPU; output in {args.output}{', rebuilt from scratch' if args.fresh else ''})")
     run_demo(args.output, fresh=args.fresh, sizes=DemoSizes.quick() if args.quick else None)  # DemoError: exit 2
     return 0
 
