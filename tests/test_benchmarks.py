@@ -113,3 +113,11 @@ def test_bench_job_memory_prints_a_row_per_size(monkeypatch, capsys):
     assert lines[0].split()[:2] == ["rows", "shards"]
     assert [line.split()[:2] for line in lines[1:]] == [["4,000", "1"], ["4,000", "2"]]
     assert all(int(line.split()[-1].replace(",", "")) > 0 for line in lines[1:])  # rows kept
+
+
+def test_probe_vision_compile_prints_every_mode_and_each_matches_eager(monkeypatch, capsys):
+    monkeypatch.syspath_prepend(str(BENCHMARKS))
+    importlib.import_module("probe_vision_compile").main(["--size", "tiny", "--images", "2", "--repeats", "1"])
+    rows = capsys.readouterr().out.strip().splitlines()[2:]
+    assert [row.split()[0] for row in rows] == ["eager", "regional", "whole", "whole-dyn", "frozen"]
+    assert all(float(row.split()[-1]) < 1e-4 for row in rows), rows  # max |diff| from eager
