@@ -83,6 +83,7 @@ def test_report_gets_the_ablation_section(ablated):
     _, run, _ = ablated
     html = write_report(run, attribution=False).read_text()
     assert 'id="ablation"' in html and "CLIP-score" in html and "oracle" in html
+    assert "contains. No pretrained CLIP offline: " in html  # the CLIP-score note, a sentence of its own
     assert (run / "report" / "ablation.png").stat().st_size > 1000
 
 

@@ -57,7 +57,10 @@ def ablation_section(run_root: Path, report_dir: Path) -> dict | None:
     text = (f"{result['budget']} caption rows per set out of {result['candidates']}{per_image}, the same small CLIP "
             f"trained on each ({result['recipe']['steps']} steps of batch {result['recipe']['batch_size']}), seeds "
             f"{', '.join(map(str, result['seeds']))}; recall over {result['eval_pairs']} held-out clean pairs "
-            "that no set contains. " + result.get("clip_score_note", "") + ".")
+            "that no set contains.")
+    note = result.get("clip_score_note", "")
+    if note:  # the note is written to be read in ablation.json too: a sentence of its own here
+        text += f" {note[:1].upper()}{note[1:]}."
     if closed is not None:
         text += (f" UniFilter closes {closed:.0%} of the oracle's image→text R@1 gain over random and "
                  + ("beats" if result.get("unifilter_beats_clip_score") else "does not beat")
