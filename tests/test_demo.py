@@ -80,15 +80,17 @@ def test_demo_checkpoint_scores_equal_the_curated_scores(demo_run):
         assert result["score"] == pytest.approx(row["unifilter_score"], abs=1e-5), row["id"]
 
 
-def test_demo_second_run_reuses_data_and_model(demo_run):
-    out, _, second, mtimes, lines = demo_run
+def test_demo_second_run_reuses_data_model_and_ablation(demo_run):
+    out, first, second, mtimes, lines = demo_run
     assert second["stages"]["data"]["status"] == "reused"
     assert second["stages"]["model"]["status"] == "reused"
     assert all(p.stat().st_mtime_ns == t for p, t in mtimes.items())
-    assert [line[:5] for line in lines if line.startswith("[")] == [
-        "[1/5]", "[2/5]", "[3/5]", "[4/5]", "[4/5]", "[5/5]"]
+    # Curation is redone (same scores), so the ablation's result is put back, not recomputed.
+    assert first["stages"]["ablation"]["status"] == "ran" and second["stages"]["ablation"]["status"] == "reused"
+    assert second["ablation"] == first["ablation"]
+    assert [line[:5] for line in lines if line.startswith("[")] == ["[1/5]", "[2/5]", "[3/5]", "[4/5]", "[5/5]"]
     assert any("mean true level" in line for line in lines)
-    table = next(line for line in lines if line.startswith("[4/5] ablation ("))
+    table = next(line for line in lines if line.startswith("[4/5] ablation (reused, "))
     assert all(name in table for name in ("UniFilter", "random", "CLIP-score", "oracle", "2 seeds", " ± "))
     assert set(second["ablation"]) == {"unifilter", "random", "clip_score", "oracle"}
 
@@ -116,6 +118,7 @@ def test_demo_fresh_rebuilds_and_changed_recipe_settings_retrain(demo_run, tmp_p
     sizes.train_overrides += ["--learning_rate", "0.002"]  # other settings: the model must be retrained
     changed = run_demo(out, sizes=sizes, echo=lines.append)
     assert changed["stages"]["data"]["status"] == "reused" and changed["stages"]["model"]["status"] == "trained"
+    assert changed["stages"]["ablation"]["status"] == "ran"  # another model, other scores: the ablation reruns
     (out / "stray.txt").write_text("left by an earlier run")
     fresh = run_demo(out, sizes=sizes, fresh=True, echo=lines.append)
     assert fresh["stages"]["data"]["status"] == "built" and fresh["stages"]["model"]["status"] == "trained"

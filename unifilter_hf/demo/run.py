@@ -8,7 +8,9 @@
 5. publish: where each Hub-ready folder is and the command that pushes it.
 
 A stage is reused when its stamp (``OUT/.demo/<stage>.json``) records the same settings (for the model: the
-recipe text's hash and the overrides) and its outputs exist; ``fresh=True`` deletes ``OUT`` first.
+recipe text's hash and the overrides; for the ablation: its settings and the hashes of the pool and of the
+curation's scores) and its outputs exist; curation is cheap and always redone. ``fresh=True`` deletes ``OUT``
+first.
 
 Example:
     >>> summary = run_demo("out/demo")  # doctest: +SKIP
@@ -200,23 +202,38 @@ def run_demo(output: str | Path = "out/demo", *, fresh: bool = False, sizes: Dem
                                      "total": result["total"], "errors_by_reason": result["errors_by_reason"]}
     summary["levels"] = means
 
-    # -- 4. ablation (always redone: it follows the scores above)
+    # -- 4. ablation: reused while the pool, the scores above and its settings are those it ran on
     from ..ablation import AblationSettings, ablate, format_table
     from ..ablation.clip_model import ClipRecipe
+    from ..ablation.run import ABLATION_FILE
+    from ..ablation.sets import read_scores
     from ..publishing.curation_run import write_report_or_warn
 
     t0 = time.perf_counter()
-    _print(f"[4/5] ablation: the same small CLIP trained on {TOP_FRACTION:.0%} of the pool's captions as kept by "
-           f"each filter (one caption per image: each filter's best), {sizes.ablation_seeds} seeds "
-           "(docs/ablation.md) ...", echo)
     ablation = AblationSettings(top_fraction=TOP_FRACTION, seeds=tuple(range(sizes.ablation_seeds)),
                                 eval_pairs=sizes.ablation_eval_pairs, recipe=ClipRecipe(steps=sizes.ablation_steps))
-    result = json.loads((ablate(pool_dir, curation_dir, settings=ablation,
-                                 echo=lambda line: _print(line, echo)) / "ablation.json").read_text())
+    scores = json.dumps(sorted(read_scores(curation_dir).items()))
+    ablation_settings = json.loads(json.dumps({  # through JSON, as the stamp reads back (tuples become lists)
+        "settings": asdict(ablation), "pool_sha256": hashlib.sha256((pool_dir / POOL_FILE).read_bytes()).hexdigest(),
+        "scores_sha256": hashlib.sha256(scores.encode()).hexdigest()}))
+    kept = stamps / "ablation-result.json"  # curate above rewrote the run folder: the result is kept here
+    if _reuse(stamps / "ablation.json", ablation_settings, [kept]):
+        shutil.copyfile(kept, curation_dir / ABLATION_FILE)
+        status = "reused"
+    else:
+        _print(f"[4/5] ablation: the same small CLIP trained on {TOP_FRACTION:.0%} of the pool's captions as kept "
+               f"by each filter (one caption per image: each filter's best), {sizes.ablation_seeds} seeds "
+               "(docs/ablation.md) ...", echo)
+        (stamps / "ablation.json").unlink(missing_ok=True)
+        ablate(pool_dir, curation_dir, settings=ablation, echo=lambda line: _print(line, echo))
+        shutil.copyfile(curation_dir / ABLATION_FILE, kept)
+        dump_json(stamps / "ablation.json", ablation_settings)
+        status = "ran"
+    result = json.loads((curation_dir / ABLATION_FILE).read_text())
     write_report_or_warn(curation_dir)  # again, now with the ablation section
-    _print(f"[4/5] ablation ({time.perf_counter() - t0:.0f}s):\n" + format_table(result), echo)
-    summary["stages"]["ablation"] = {"status": "ran", "seconds": round(time.perf_counter() - t0, 1),
-                                     "file": str(curation_dir / "ablation.json")}
+    _print(f"[4/5] ablation ({status}, {time.perf_counter() - t0:.0f}s):\n" + format_table(result), echo)
+    summary["stages"]["ablation"] = {"status": status, "seconds": round(time.perf_counter() - t0, 1),
+                                     "file": str(curation_dir / ABLATION_FILE)}
     summary["ablation"] = {name: {m: s["mean"] for m, s in stats.items()} for name, stats in result["summary"].items()}
 
     # -- 5. publish
