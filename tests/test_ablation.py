@@ -138,6 +138,18 @@ def test_a_default_budget_above_the_pools_images_takes_each_image_once(ablated):
     assert all(len(s["keys"]) == 10 for per_seed in result["sets"].values() for s in per_seed)
 
 
+@pytest.mark.parametrize(("args", "message"), [
+    (["--budget", "0"], "budget 0 is not between 1 and the 40 candidate caption rows"),
+    (["--top-fraction", "2"], "top fraction 2.0 is not in (0, 1]"),
+    (["--top-fraction", "0"], "top fraction 0.0 is not in (0, 1]"),
+])
+def test_a_budget_or_fraction_out_of_range_is_refused(ablated, capsys, args, message):
+    root, run, _ = ablated
+    assert main(["ablate", str(root / "pool"), str(run), *args, "--output", str(root / "bad")]) == 2
+    assert message in capsys.readouterr().err
+    assert not (root / "bad" / "ablation.json").exists()
+
+
 def test_four_level_accuracy_needs_the_level_3_caption_strictly_first():
     images = torch.nn.functional.normalize(torch.tensor([[1.0, 0.0], [0.0, 1.0]]), dim=-1)
     right = torch.stack([images.flip(0)] * 3 + [images], dim=1)  # levels 0-2 orthogonal, level 3 the image
