@@ -93,14 +93,19 @@ def build(size: str, seed: int = 0):
 # -- FLOPs counted from the configs ---------------------------------------------------------------------------
 def vision_flops(config) -> float:
     """Multiply-adds x 2 of one image through the vision layers that run, the pool and the projector."""
-    v, t = config.vision_config, config.text_config
+    v = config.vision_config
     patches = (v.image_size // v.patch_size) ** 2
     depth = config.vision_feature_layer % (v.num_hidden_layers + 1)
     embed = 2 * patches * v.num_channels * v.patch_size**2 * v.hidden_size
     layer = 2 * patches * (4 * v.hidden_size**2 + 2 * v.hidden_size * v.intermediate_size)
     layer += 2 * 2 * patches**2 * v.hidden_size  # scores and weighted sum, full (bidirectional)
-    projector = 2 * config.num_image_tokens * (v.hidden_size * t.hidden_size + t.hidden_size**2)
-    return embed + depth * layer + projector
+    return embed + depth * layer + projector_flops(config)
+
+
+def projector_flops(config) -> float:
+    """Multiply-adds x 2 of one image's pooled tokens through the projector (Linear, GELU, Linear)."""
+    v, t = config.vision_config, config.text_config
+    return 2 * config.num_image_tokens * (v.hidden_size * t.hidden_size + t.hidden_size**2)
 
 
 def decoder_flops(config, length: int) -> float:

@@ -18,7 +18,7 @@ import statistics
 import time
 
 import torch
-from bench_scoring import build, matmul_peak, vision_flops
+from bench_scoring import build, matmul_peak, projector_flops, vision_flops
 
 from unifilter_hf.compilation import compile_for_scoring, remove_compilation
 
@@ -32,9 +32,7 @@ def main(argv: list[str] | None = None) -> None:
 
     model, _ = build(args.size)
     tower, config = model.vision_tower, model.config
-    projector = 2 * config.num_image_tokens * (config.vision_config.hidden_size * config.text_config.hidden_size
-                                               + config.text_config.hidden_size**2)
-    gflop = args.images * (vision_flops(config) - projector) / 1e9
+    gflop = args.images * (vision_flops(config) - projector_flops(config)) / 1e9
 
     def layers(pixels: torch.Tensor) -> torch.Tensor:
         hidden = tower.embeddings(pixels)

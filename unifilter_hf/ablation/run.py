@@ -86,13 +86,13 @@ def ablate(pool: str | Path, run_dir: str | Path, output: str | Path | None = No
         raise AblationError(f"no pool at {pool_file}")
     candidates = pool_captions(pool_file)
     images = len({p.png for p in candidates})
-    if settings.budget is None and not 0 < settings.top_fraction <= 1:
-        raise AblationError(f"top fraction {settings.top_fraction} is not in (0, 1]: pass e.g. --top-fraction 0.25")
     budget = settings.budget
     if budget is None:
+        if not 0 < settings.top_fraction <= 1:
+            raise AblationError(f"top fraction {settings.top_fraction} is not in (0, 1]: pass e.g. --top-fraction 0.25")
         budget = max(1, round(settings.top_fraction * len(candidates)))
-    if settings.budget is None and settings.per_image:  # a pool may repeat an image: the default fits the pool
-        budget = min(budget, images)
+        if settings.per_image:  # a pool may repeat an image: the default fits the pool
+            budget = min(budget, images)
     if not 1 <= budget <= len(candidates):
         raise AblationError(f"budget {budget} is not between 1 and the {len(candidates)} candidate caption rows")
     if settings.per_image and budget > images:
