@@ -39,6 +39,7 @@ from pathlib import Path
 import torch
 from bench_scoring import _text, decoder_flops, matmul_peak, sample_flops, vision_flops  # the script's folder
 
+from unifilter_hf.compilation import forward_fn
 from unifilter_hf.sample import Sample
 from unifilter_hf.scoring import QualityScorer
 
@@ -197,6 +198,26 @@ def _peak_memory(device: str, fn: Callable) -> float | None:
     return torch.cuda.max_memory_allocated() / 2**30
 
 
+def print_header() -> None:
+    print(f"{'set':<10}{'timing':<14}{'batch':>6}{'samples/s':>11}{'1st call s':>11}{'GF/sample':>11}{'TFLOP/s':>9}"
+          f"{'%peak':>7}{'%nominal':>9}{'peak GiB':>9}{'Δscore':>9}", flush=True)
+
+
+def print_row(r: dict) -> None:
+    of_nominal = f"{100 * r['fraction_of_nominal']:.1f}%" if r["fraction_of_nominal"] else "-"
+    memory = f"{r['peak_gib']:.2f}" if r["peak_gib"] is not None else "-"
+    diff = f"{r['max_score_diff_vs_eager']:.1e}" if "max_score_diff_vs_eager" in r else "-"
+    print(f"{r['set']:<10}{r['timing']:<14}{r['batch_size']:>6}{r['samples_per_s']:>11.2f}"
+          f"{r['first_call_s']:>11.1f}{r['gflop_per_sample']:>11.2f}{r['tflop_per_s']:>9.3f}"
+          f"{100 * r['fraction_of_peak']:>6.1f}%{of_nominal:>9}{memory:>9}{diff:>9}", flush=True)
+
+
+def save(path: str | None, report: dict) -> None:
+    if path:
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        Path(path).write_text(json.dumps(report, indent=1))
+
+
 def main(argv: Sequence[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--device", default="cuda")
@@ -214,6 +235,8 @@ def main(argv: Sequence[str] | None = None) -> dict:
     parser.add_argument("--fraction", type=float, default=ASSUMED_FRACTION, help="with --project")
     parser.add_argument("--json", default="out/gpu_check.json")
     args = parser.parse_args(argv)
+    if args.max_batch_tokens is not None and args.max_batch_tokens < 1:
+        parser.error(f"--max-batch-tokens must be at least 1, got {args.max_batch_tokens}")
     if args.project:
         rates = projected_rates(args.peak_tflops, args.fraction, args.model)
         table = cost_table(rates)
@@ -238,14 +261,29 @@ def main(argv: Sequence[str] | None = None) -> dict:
     }
     long_tokens = 300 if args.tiny else 7500  # ~8,000 positions with 3 images
     long_docs = samples("document", 2 if args.tiny else 8, image_size, long_tokens)
-    max_tokens = args.max_batch_tokens or (512 if args.tiny else 8192)
+    max_tokens = args.max_batch_tokens if args.max_batch_tokens is not None else (512 if args.tiny else 8192)
     rows, skipped, scores = [], [], {}
+    report = {"device": args.device, "device_name": device_name, "dtype": args.dtype, "model": args.model,
+              "tiny": args.tiny, "matmul_peak_tflop_per_s": peak / 1e12,
+              "nominal_peak_tflop_per_s": nominal / 1e12 if nominal else None, "results": rows,
+              "skipped": skipped, "partial": True}
+    nominal_text = f", nominal {nominal / 1e12:.0f}" if nominal else ""
+    print(f"{device_name} {args.dtype}: matmul peak {peak / 1e12:.2f} TFLOP/s (measured{nominal_text})", flush=True)
+    print_header()
 
-    def add(name, how, batch_size, flops, first_s, seconds, memory=None):
-        rows.append({"set": name, "timing": how, "batch_size": batch_size, "samples_per_s": batch_size / seconds,
-                     "first_call_s": first_s, "gflop_per_sample": flops / batch_size / 1e9,
-                     "tflop_per_s": flops / seconds / 1e12, "fraction_of_peak": flops / seconds / peak,
-                     "fraction_of_nominal": flops / seconds / nominal if nominal else None, "peak_gib": memory})
+    def add(name, how, batch_size, flops, first_s, seconds, memory=None, reference=None, scores_now=None):
+        row = {"set": name, "timing": how, "batch_size": batch_size, "samples_per_s": batch_size / seconds,
+               "first_call_s": first_s, "gflop_per_sample": flops / batch_size / 1e9,
+               "tflop_per_s": flops / seconds / 1e12, "fraction_of_peak": flops / seconds / peak,
+               # an fp32 run against a bf16 peak says nothing
+               "fraction_of_nominal": flops / seconds / nominal if nominal and how != "fp32" else None,
+               "peak_gib": memory}
+        if reference is not None:
+            row["max_score_diff_vs_eager"] = max(abs(a - b) for a, b in zip(scores_now, reference))
+        rows.append(row)
+        # Printed and saved as soon as measured: a run cut short (a session's time limit) keeps its rows.
+        print_row(row)
+        save(args.json, report)
 
     def late(what: str) -> bool:
         if time.perf_counter() - started > args.deadline_s:
@@ -256,13 +294,16 @@ def main(argv: Sequence[str] | None = None) -> dict:
     def scorer(**options) -> QualityScorer:
         return QualityScorer(model, processor, read_workers=1, **options)
 
-    def measure(name: str, how: str, job: QualityScorer, batch: list[Sample], flops: float) -> list[float]:
+    def measure(name: str, how: str, job: QualityScorer, batch: list[Sample], flops: float,
+                reference: list[float] | None = None) -> list[float]:
         """Time `job` on `batch` (its first call apart: compilation), add a row, return its scores."""
         first, seconds = _timed(lambda: job.score_samples(batch), args.device, 2, budget)
         memory = _peak_memory(args.device, lambda: job.score_samples(batch))
-        add(name, how, len(batch), flops, first, seconds, memory)
-        return [r.score for r in job.score_samples(batch)]
+        got = [r.score for r in job.score_samples(batch)]
+        add(name, how, len(batch), flops, first, seconds, memory, reference, got)
+        return got
 
+    eager = forward_fn(model, compile=False)  # the "model" rows: eager even after a compiled scorer's rows
     for name, (batch_samples, batch_size) in sets.items():
         inputs = processor(batch_samples).to(args.device)
         lengths = inputs["attention_mask"].sum(-1).tolist()
@@ -270,7 +311,7 @@ def main(argv: Sequence[str] | None = None) -> dict:
 
         def forward(inputs=inputs):
             with torch.inference_mode():
-                return model(**inputs).scores
+                return eager(**inputs).scores
 
         if not late(f"{name} model"):
             add(name, "model", batch_size, flops, *_timed(forward, args.device, 3, budget))
@@ -278,14 +319,12 @@ def main(argv: Sequence[str] | None = None) -> dict:
         if not late(f"{name} scorer"):
             scores[name] = measure(name, "scorer", scorer(batch_size=batch_size), batch_samples, flops)
         if not args.no_compile and not late(f"{name} compiled"):
-            got = measure(name, "compiled", scorer(batch_size=batch_size, compile=True), batch_samples, flops)
-            rows[-1]["max_score_diff_vs_eager"] = max(abs(a - b) for a, b in zip(got, scores[name]))
+            measure(name, "compiled", scorer(batch_size=batch_size, compile=True), batch_samples, flops,
+                    scores.get(name))
         if name == "documents" and dtype != torch.float32 and not late("documents fp32"):
             model.float()
             try:
-                got = measure(name, "fp32", scorer(batch_size=batch_size), batch_samples, flops)
-                rows[-1]["max_score_diff_vs_eager"] = max(abs(a - b) for a, b in zip(got, scores[name]))
-                rows[-1]["fraction_of_nominal"] = None  # an fp32 run against a bf16 peak says nothing
+                measure(name, "fp32", scorer(batch_size=batch_size), batch_samples, flops, scores.get(name))
             finally:
                 model.to(dtype)
     lengths = processor.sequence_lengths(long_docs)
@@ -295,21 +334,7 @@ def main(argv: Sequence[str] | None = None) -> dict:
             continue
         measure("long_docs", how, scorer(batch_size=len(long_docs), max_padding=None, **options), long_docs, flops)
 
-    report = {"device": args.device, "device_name": device_name, "dtype": args.dtype, "model": args.model,
-              "tiny": args.tiny, "matmul_peak_tflop_per_s": peak / 1e12,
-              "nominal_peak_tflop_per_s": nominal / 1e12 if nominal else None, "results": rows,
-              "skipped": skipped, "long_document_positions": lengths}
-    nominal_text = f", nominal {nominal / 1e12:.0f}" if nominal else ""
-    print(f"{device_name} {args.dtype}: matmul peak {peak / 1e12:.2f} TFLOP/s (measured{nominal_text})")
-    print(f"{'set':<10}{'timing':<14}{'batch':>6}{'samples/s':>11}{'1st call s':>11}{'GF/sample':>11}{'TFLOP/s':>9}"
-          f"{'%peak':>7}{'%nominal':>9}{'peak GiB':>9}{'Δscore':>9}")
-    for r in rows:
-        of_nominal = f"{100 * r['fraction_of_nominal']:.1f}%" if r["fraction_of_nominal"] else "-"
-        memory = f"{r['peak_gib']:.2f}" if r["peak_gib"] is not None else "-"
-        diff = f"{r['max_score_diff_vs_eager']:.1e}" if "max_score_diff_vs_eager" in r else "-"
-        print(f"{r['set']:<10}{r['timing']:<14}{r['batch_size']:>6}{r['samples_per_s']:>11.2f}"
-              f"{r['first_call_s']:>11.1f}{r['gflop_per_sample']:>11.2f}{r['tflop_per_s']:>9.3f}"
-              f"{100 * r['fraction_of_peak']:>6.1f}%{of_nominal:>9}{memory:>9}{diff:>9}")
+    report["long_document_positions"] = lengths
     best = {}
     for kind, name in (("caption", "captions"), ("document", "documents")):
         measured = [r["tflop_per_s"] for r in rows if r["set"] == name and r["timing"] in ("scorer", "compiled")]
@@ -321,10 +346,9 @@ def main(argv: Sequence[str] | None = None) -> dict:
     if skipped:
         print(f"skipped past the {args.deadline_s:.0f} s deadline: {', '.join(skipped)}")
     report["seconds"] = time.perf_counter() - started
+    report["partial"] = False
     print(f"total {report['seconds']:.0f} s")
-    if args.json:
-        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.json).write_text(json.dumps(report, indent=1))
+    save(args.json, report)
     return report
 
 

@@ -53,13 +53,42 @@ def test_gpu_check_runs_on_cpu_at_tiny_size(monkeypatch, tmp_path):
     out = tmp_path / "gpu.json"
     # the compiled rows are left out here (minutes of compiling on a shared CPU); test_scoring_speed covers them
     report = gpu_check.main(["--device", "cpu", "--tiny", "--no-compile", "--json", str(out)])
-    assert json.loads(out.read_text())["matmul_peak_tflop_per_s"] > 0
+    saved = json.loads(out.read_text())
+    assert saved["matmul_peak_tflop_per_s"] > 0 and saved["partial"] is False
     assert {(r["set"], r["timing"]) for r in report["results"]} == {
         *((s, t) for s in ("captions", "documents") for t in ("model", "scorer")), ("documents", "fp32"),
         ("long_docs", "all at once"), ("long_docs", "budget 512"),
     }
     assert all(r["samples_per_s"] > 0 and 0 < r["fraction_of_peak"] for r in report["results"])
     assert report["results"][-3]["max_score_diff_vs_eager"] < 0.05  # bf16 vs fp32 on the same weights
+
+
+def test_gpu_check_killed_midway_keeps_the_rows_it_measured(tmp_path):
+    """A lent GPU comes with a time limit: a run killed there still leaves its printed rows and its JSON."""
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    out = tmp_path / "gpu.json"
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    env.pop("PYTHONUNBUFFERED", None)  # a plain pipe, block-buffered as under a job runner
+    proc = subprocess.Popen([sys.executable, str(BENCHMARKS / "gpu_check.py"), "--device", "cpu", "--tiny",
+                             "--no-compile", "--budget-s", "1", "--json", str(out)],
+                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env)
+    try:
+        for line in proc.stdout:
+            if line.startswith("captions"):  # the first measured row, read from the pipe as it was printed
+                break
+        proc.send_signal(signal.SIGKILL)
+        printed = line + proc.stdout.read()
+    finally:
+        proc.kill()
+        proc.wait()
+    assert printed.startswith("captions  model")
+    saved = json.loads(out.read_text())
+    assert saved["partial"] is True and [r["timing"] for r in saved["results"]][:1] == ["model"]
+    assert saved["results"][0]["samples_per_s"] > 0
 
 
 def test_gpu_check_projects_the_cost_table_without_a_gpu(monkeypatch):
