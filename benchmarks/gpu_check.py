@@ -213,9 +213,13 @@ def print_row(r: dict) -> None:
 
 
 def save(path: str | None, report: dict) -> None:
+    """Write `report` to `path` whole or not at all (a kill mid-write leaves the previous version)."""
     if path:
-        Path(path).parent.mkdir(parents=True, exist_ok=True)
-        Path(path).write_text(json.dumps(report, indent=1))
+        target = Path(path)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        partial = target.with_name(target.name + ".part")
+        partial.write_text(json.dumps(report, indent=1))
+        partial.replace(target)
 
 
 def main(argv: Sequence[str] | None = None) -> dict:
@@ -281,9 +285,9 @@ def main(argv: Sequence[str] | None = None) -> dict:
         if reference is not None:
             row["max_score_diff_vs_eager"] = max(abs(a - b) for a, b in zip(scores_now, reference))
         rows.append(row)
-        # Printed and saved as soon as measured: a run cut short (a session's time limit) keeps its rows.
-        print_row(row)
+        # Saved, then printed, as soon as measured: a run cut short (a session's time limit) keeps its rows.
         save(args.json, report)
+        print_row(row)
 
     def late(what: str) -> bool:
         if time.perf_counter() - started > args.deadline_s:

@@ -61,4 +61,4 @@ def test_import_changes_nothing_outside_the_package():
     assert out["decode_unchanged"] is True
     assert out["hooks_after_import"] == [] and out["child_threads_after_import"] == 2
     # Positive control: the spy and the fork probe do see the hook once a scorer exists, registered once.
-    assert out["hooks_after_scorers"] == ["unifilter_hf.scoring"] and out["child_threads_after_scorer"] == 1
+    assert out["hooks_after_scorers"] == ["unifilter_hf.host_threads"] and out["child_threads_after_scorer"] == 1

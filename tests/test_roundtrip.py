@@ -69,6 +69,7 @@ def test_remote_code_in_a_fresh_process(tmp_path):
         "image_conversion.py", "quality_losses.py", "levels.py", "errors.py", "document_slots.py",
         "pipeline_unifilter.py", "scoring.py", "row_layouts.py", "image_loading.py", "calibration.py",
         "quality_metrics.py", "local_files.py", "safe_fetch.py", "compilation.py", "micro_batches.py",
+        "host_threads.py",
     }
     _write_cases(tmp_path)
     with torch.no_grad():

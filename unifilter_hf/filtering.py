@@ -35,10 +35,11 @@ from PIL import Image as PILImage
 
 from .batch_formats import as_columns, is_frame, is_pipeline
 from .fingerprint import model_fingerprint
+from .host_threads import one_thread_in_forked_children
 from .image_conversion import is_array
 from .levels import NO_LEVEL, NUM_LEVELS, is_regression
 from .row_layouts import ColumnMap, SchemaError
-from .scoring import DEFAULT_THRESHOLD, QualityScorer, ScoreRecord, default_model_id, one_thread_in_forked_children
+from .scoring import DEFAULT_THRESHOLD, QualityScorer, ScoreRecord, default_model_id
 from .scoring_settings import ScoringSettings
 
 logger = logging.getLogger(__name__)

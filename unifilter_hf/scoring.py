@@ -24,6 +24,7 @@ import torch
 
 from .compilation import forward_fn, resolve_dtype
 from .errors import UniFilterError
+from .host_threads import default_prepare_workers, one_thread_in_forked_children, prepared_ahead
 from .levels import NO_LEVEL, is_regression, level_of
 from .micro_batches import batch_plan
 from .row_layouts import ColumnMap, ImageErrorPolicy, try_to_sample
@@ -31,27 +32,6 @@ from .sample import Sample
 
 logger = logging.getLogger(__name__)
 
-
-def _one_thread_after_fork() -> None:
-    # torch's OpenMP pool does not survive fork: a forked child (datasets' num_proc workers) that runs torch
-    # with the parent's pool size waits forever on the dead pool's threads. One thread per worker is also
-    # the right size when several workers share the cores (torch's DataLoader workers do the same).
-    torch.set_num_threads(1)
-
-
-_fork_hook_registered = False
-
-
-def one_thread_in_forked_children() -> None:
-    """Give forked children (`datasets`' `num_proc` workers) one torch thread; registered once, on first use.
-
-    Called when a scorer is built or a `datasets` callable is pickled for workers, never at import: importing
-    the package leaves other code's forks alone.
-    """
-    global _fork_hook_registered
-    if not _fork_hook_registered:
-        os.register_at_fork(after_in_child=_one_thread_after_fork)
-        _fork_hook_registered = True
 
 # The task's default checkpoint; UNIFILTER_MODEL overrides it everywhere (tests point it at a local folder).
 OFFICIAL_DEFAULT_MODEL = "weizhiwang/UniFilter-Qwen2.5-1.5B"
@@ -172,6 +152,9 @@ class QualityScorer:
             first batches pay the compile time. Falls back to eager, with one warning, where torch cannot.
         dtype: run the model in this dtype (`"bfloat16"`, `"float16"` on GPUs, `"float32"` or a `torch.dtype`);
             None keeps the model's own.
+        prepare_workers: threads that prepare the next micro-batches (tokens, image pixels) while the model
+            runs the current one (`unifilter_hf.host_threads`). None: none on a CPU, up to 4 on a GPU, which
+            would otherwise wait on the host.
 
     Every door (pipeline, `datasets` callables, `score`, `curate`) scores through :meth:`score_read`; the
     settings the commands and callables share are `unifilter_hf.scoring_settings.ScoringSettings`.
@@ -197,11 +180,14 @@ class QualityScorer:
         max_batch_tokens: int | None = None,
         compile: bool = False,
         dtype: str | torch.dtype | None = None,
+        prepare_workers: int | None = None,
     ):
         if batch_size < 1:
             raise ValueError(f"batch_size must be at least 1, got {batch_size}")
         if max_batch_tokens is not None and max_batch_tokens < 1:
             raise ValueError(f"max_batch_tokens must be at least 1, got {max_batch_tokens}")
+        if prepare_workers is not None and prepare_workers < 0:
+            raise ValueError(f"prepare_workers must be 0 or more, got {prepare_workers}")
         one_thread_in_forked_children()
         self.model = model.eval() if device is None else model.eval().to(device)
         self.dtype = resolve_dtype(dtype, self.model.device)
@@ -219,10 +205,12 @@ class QualityScorer:
         self.read_workers = read_workers
         self.max_padding = max_padding
         self.max_length = max_length
+        self.prepare_workers = prepare_workers
 
     @classmethod
     def from_pretrained(cls, name_or_path: str | None = None, *, device: str | None = None, **kwargs):
-        """Load model and processor; CPU runs fp32, CUDA bf16 (bf16 matmuls are very slow on CPUs).
+        """Load model and processor; CPU runs fp32, CUDA bf16 (`dtype=` to choose: bf16 matmuls are slow on
+        CPUs without AMX; with AMX, bf16 scored 2.5-3x faster than fp32, scores within ~0.01).
 
         Official checkpoints load too (converted in memory). A model that cannot be found fails with one
         line naming it and how to choose another.
@@ -255,6 +243,7 @@ class QualityScorer:
             "allow_local_files": self.row_options["allow_local_files"],
             "allow_private_urls": self.row_options["allow_private_urls"],
             "max_batch_tokens": self.max_batch_tokens, "compile": self.compile, "dtype": self.dtype,
+            "prepare_workers": self.prepare_workers,
         }
 
     def with_options(self, **changes) -> QualityScorer:
@@ -308,11 +297,18 @@ class QualityScorer:
             return list(pool.map(read, rows))
 
     def score_samples(self, samples: Sequence[Sample]) -> list[ScoreRecord]:
-        """Score samples in length-sorted micro-batches (`batch_plan`); results in input order."""
+        """Score samples in length-sorted micro-batches (`batch_plan`); results in input order.
+
+        The next micro-batches are prepared on `prepare_workers` threads while the model runs (planning has
+        already tokenized once on this thread, so the tokenizer's settings are fixed before threads share it).
+        """
         records: list[ScoreRecord | None] = [None] * len(samples)
         lengths = self.sequence_lengths(samples)
-        for chunk in batch_plan(lengths, self.batch_size, self.max_padding, self.max_batch_tokens):
-            for i, record in zip(chunk, self._score_batch([samples[i] for i in chunk])):
+        chunks = list(batch_plan(lengths, self.batch_size, self.max_padding, self.max_batch_tokens))
+        batches = [[samples[i] for i in chunk] for chunk in chunks]
+        workers = self.prepare_workers if self.prepare_workers is not None else default_prepare_workers(self.device)
+        for chunk, batch, inputs in zip(chunks, batches, prepared_ahead(batches, self._prepare, workers)):
+            for i, record in zip(chunk, self._score_batch(batch, inputs)):
                 records[i] = record
         return records
 
@@ -331,11 +327,18 @@ class QualityScorer:
         chars = sum(len(t) for t in sample.texts if t)
         return sample.num_images * self.processor.num_image_tokens + chars // 4
 
+    def _prepare(self, samples: list[Sample]):
+        """The processor's model inputs for a micro-batch (with `num_images`, the images each row kept)."""
+        cut = {} if self.max_length is None else {"max_length": self.max_length}
+        return self.processor(samples, return_image_counts=True, **cut)
+
     @torch.inference_mode()
-    def _score_batch(self, samples: list[Sample]) -> list[ScoreRecord]:
+    def _score_batch(self, samples: list[Sample], inputs=None) -> list[ScoreRecord]:
+        """Records of one micro-batch; `inputs` prepared ahead (or the exception preparing raised), else here."""
         try:
-            cut = {} if self.max_length is None else {"max_length": self.max_length}
-            inputs = self.processor(samples, return_image_counts=True, **cut)
+            inputs = self._prepare(samples) if inputs is None else inputs
+            if isinstance(inputs, Exception):
+                raise inputs
             kept = inputs.pop("num_images").tolist()
             out = self._forward(**inputs.to(self.device))
             records = records_from_logits(out.logits, out.scores, getattr(self.model.config, "calibration", None))

@@ -65,6 +65,8 @@ class ScoringSettings:
         max_batch_tokens: most decoder positions (rows x longest row) in a micro-batch; bounds peak memory.
         compile: compile the vision and decoder layers (`unifilter_hf.compilation`; docs/scaling.md).
         dtype: `"float32"`, `"bfloat16"`, `"float16"` (GPUs) or `"auto"`/None (fp32 on CPU, bf16 on CUDA).
+        prepare_workers: threads that prepare the next micro-batches while the model runs (None: 0 on a CPU,
+            up to 4 on a GPU; `unifilter_hf.host_threads`). Never changes a score.
 
     Example:
         >>> ScoringSettings(max_images=4).replace(batch_size=16).scoring_identity()["max_images"]
@@ -86,6 +88,7 @@ class ScoringSettings:
     max_batch_tokens: int | None = None
     compile: bool = False
     dtype: str | None = None
+    prepare_workers: int | None = None
 
     def __post_init__(self) -> None:
         for name in ("allow_local_files", "allow_private_urls"):
@@ -112,6 +115,8 @@ class ScoringSettings:
             raise ValueError(f"max_padding must be a non-negative number or None, got {self.max_padding!r}")
         if self.max_batch_tokens is not None and (not _is_int(self.max_batch_tokens) or self.max_batch_tokens < 1):
             raise ValueError(f"max_batch_tokens must be a positive integer or None, got {self.max_batch_tokens!r}")
+        if self.prepare_workers is not None and (not _is_int(self.prepare_workers) or self.prepare_workers < 0):
+            raise ValueError(f"prepare_workers must be a non-negative integer or None, got {self.prepare_workers!r}")
         if not isinstance(self.compile, bool):
             raise ValueError(f"compile must be True or False, got {self.compile!r}")
         if self.dtype is not None and self.dtype not in DTYPE_CHOICES:
@@ -167,6 +172,7 @@ class ScoringSettings:
             "max_batch_tokens": self.max_batch_tokens,
             "compile": self.compile,
             "dtype": self.dtype,
+            "prepare_workers": self.prepare_workers,
         }
 
     def build_scorer(self, model: Any = None, processor: Any = None):
@@ -210,6 +216,13 @@ def _positive_int(text: str) -> int:
     value = int(text)
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def _non_negative_int(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, got {value}")
     return value
 
 
@@ -267,6 +280,9 @@ _FLAGS: dict[str, tuple[str, dict]] = {
     "dtype": ("--dtype", {"choices": list(DTYPE_CHOICES),
                           "help": "model precision (default: auto = float32 on CPU, bfloat16 on CUDA; float16 "
                                   "needs a GPU)"}),
+    "prepare_workers": ("--prepare-workers", {"type": _non_negative_int, "metavar": "N",
+                                              "help": "threads preparing the next micro-batches while the model "
+                                                      "runs (default: 0 on CPU, up to 4 on a GPU)"}),
 }
 
 
