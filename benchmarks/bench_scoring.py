@@ -468,7 +468,11 @@ def main(argv: Sequence[str] | None = None) -> dict:
     }
     print_table(results, peaks)
     feed_rows = 8 if args.quick else feed_rate.CAPTION_ROWS
-    report["feed_rate"] = feed_rate.measure(feed_rate.released_image_processor(), rows=feed_rows)
+    feed_processor = feed_rate.released_image_processor()
+    report["feed_rate"] = feed_rate.measure(feed_processor, rows=feed_rows)
+    report["feed_rate"]["threaded_rows_per_s"] = feed_rate.threaded_rates(
+        feed_processor, workers=(0, 2) if args.quick else (0, 1, 2, 4), rows=feed_rows * 2 if args.quick else 64,
+        repeats=1 if args.quick else 3)
     report["feed_rate"]["projected_rows_per_s"] = rates = gpu_check.projected_rates()
     report["feed_rate"]["cores_per_gpu"] = feed_rate.cores_per_gpu(report["feed_rate"], rates)
     print("\n".join(feed_rate.report(report["feed_rate"], rates, "projected, gpu_check.py's method")))

@@ -9,6 +9,9 @@ processor (tokenization, 384 px bicubic resize, rescale, normalize). The process
 at every model size (SigLIP 384 px); tokenization uses the tiny offline tokenizer here, so the text part of a
 document is a lower bound for Qwen's tokenizer. Cores per GPU = the GPU's projected rows/s (`gpu_check.py`'s
 method: model FLOPs / (bf16 peak x fraction reached)) x host seconds per row.
+
+It also times the scorer's preparation of micro-batches on 0, 1, 2, ... threads
+(`unifilter_hf.host_threads.prepared_ahead`, what `prepare_workers` runs), the rows/s the host feeds one GPU.
 """
 
 from __future__ import annotations
@@ -80,6 +83,31 @@ def measure(processor, rows: int = CAPTION_ROWS, repeats: int = 3, seed: int = 0
             "decode_ms": 1e3 * statistics.median(decode), "preprocess_ms": 1e3 * statistics.median(preprocess)}
 
 
+def threaded_rates(processor, workers: Sequence[int] = (0, 1, 2, 4), rows: int = 64, batch_size: int = 8,
+                   repeats: int = 3) -> dict[int, float]:
+    """Caption rows/s of the processor step with `prepared_ahead` on each number of threads (0: in line)."""
+    from unifilter_hf.host_threads import prepared_ahead
+    from unifilter_hf.row_layouts import try_to_sample
+
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    jpegs = web_jpegs()
+    samples = [try_to_sample({"image": {"bytes": jpegs[i % len(jpegs)], "path": None},
+                              "text": "A photograph of a cat on an old table"})[0] for i in range(rows)]
+    batches = [samples[i:i + batch_size] for i in range(0, rows, batch_size)]
+    processor(batches[0])  # the tokenizer's settings fixed on this thread, as the scorer's planning does
+    out = {}
+    for count in workers:
+        best = float("inf")
+        for _ in range(repeats):
+            start = time.perf_counter()
+            for prepared in prepared_ahead(batches, processor, count):
+                if isinstance(prepared, Exception):
+                    raise prepared
+            best = min(best, time.perf_counter() - start)
+        out[count] = rows / best
+    return out
+
+
 def cores_per_gpu(feed: dict, rows_per_s: dict[str, float]) -> dict[str, float]:
     """Host cores one GPU needs: its rows/s x host seconds per row (documents: `IMAGES_PER_DOCUMENT` images)."""
     per_caption = (feed["decode_ms"] + feed["preprocess_ms"]) / 1e3
@@ -97,6 +125,10 @@ def report(feed: dict, rows_per_s: dict[str, float], label: str) -> list[str]:
              f"{feed['preprocess_ms']:.1f} ms per caption row"]
     for kind, rate in rows_per_s.items():
         lines.append(f"  {kind}: {rate:.0f} rows/s per GPU ({label}) -> {cores[kind]:.1f} host cores per GPU")
+    if feed.get("threaded_rows_per_s"):
+        rates = ", ".join(f"{count or 'in line'}: {rate:.0f}" for count, rate in feed["threaded_rows_per_s"].items())
+        lines.append(f"  caption rows/s prepared on prepare_workers threads (measured, {os.cpu_count()} cores): "
+                     f"{rates}")
     return lines
 
 
@@ -108,6 +140,7 @@ def main(argv: Sequence[str] | None = None) -> dict:
 
     processor = released_image_processor()
     feed = measure(processor, rows=args.rows)
+    feed["threaded_rows_per_s"] = threaded_rates(processor)
     rates = projected_rates()
     for line in report(feed, rates, "projected, gpu_check.py's method"):
         print(line)

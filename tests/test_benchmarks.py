@@ -39,6 +39,9 @@ def test_bench_scoring_quick_reports_every_field_and_the_paths_agree(bench, tmp_
         assert row["max_score_diff"] <= bench.SCORE_TOLERANCE, row
         assert row["skipped"] == 0 and row["gflop_per_sample"] > 0 and row["padding_waste"] >= 0
     assert {r["path"] for r in report["results"]} == {"official", "ours"}
+    feed = report["feed_rate"]
+    assert feed["decode_ms"] > 0 and feed["preprocess_ms"] > 0
+    assert set(feed["threaded_rows_per_s"]) == {"0", "2"} and min(feed["threaded_rows_per_s"].values()) > 0
 
 
 def test_bench_size_flops_match_the_issue(bench):

@@ -48,8 +48,8 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
                 "calibration", "metrics")),
     ("sources", ("sources",)),
     ("scoring", (
-        "scoring", "micro_batches", "host_threads", "compilation", "scoring_settings", "pipeline_unifilter", "filtering",
-        "batch_formats", "fingerprint", "tiny",
+        "scoring", "micro_batches", "host_threads", "compilation", "scoring_settings", "pipeline_unifilter",
+        "filtering", "batch_formats", "fingerprint", "tiny",
     )),
     ("jobs", ("curation", "training", "synthesis", "datasets_builder", "official", "ablation")),
     ("publishing", ("publishing", "report")),
