@@ -14,7 +14,8 @@ It builds SigLIP so400m-patch14-384 + a Qwen2.5-1.5B-shaped decoder (`--model qw
 size) with random weights directly on the device, measures the bf16 matmul peak (8192^3), then times
 
 - `model`: the forward pass alone on inputs already on the device (eager);
-- `scorer`: `QualityScorer.score_samples` end to end (host preprocessing included), eager;
+- `scorer`: `QualityScorer.score_samples` end to end (host preprocessing included, on its default
+  `prepare_workers` threads), eager; `in-line prep` (captions): the same with the host work done in line;
 - `compiled`: the same scorer with `compile=True` (its first call, which compiles, is reported apart);
 - `fp32`: the eager scorer in float32 (documents), for the bf16 speed-up and the bf16-vs-fp32 score gap;
 - `budget`: 8 documents of ~8,000 positions at once and with `max_batch_tokens` (peak GPU memory of each)
@@ -53,6 +54,7 @@ ASSUMED_FRACTION = 0.4
 # OBELICS document (353M images and 115B text tokens over 141M documents: 2.5 images, ~816 text tokens).
 TYPICAL = {"caption": (1.0, 170), "document": (2.5, round(2.5 * 144 + 816 + 4))}
 DATASETS = {"DataComp-medium": (128e6, "caption"), "OBELICS": (141e6, "document")}
+MICRO_BATCHES_PER_CALL = 4
 NODE_GPUS, CLUSTER_GPUS, CLUSTER_EFFICIENCY = 8, 64, 0.9  # one 8-GPU node; a Ray cluster of 8 such nodes
 
 
@@ -275,9 +277,10 @@ def main(argv: Sequence[str] | None = None) -> dict:
     print(f"{device_name} {args.dtype}: matmul peak {peak / 1e12:.2f} TFLOP/s (measured{nominal_text})", flush=True)
     print_header()
 
-    def add(name, how, batch_size, flops, first_s, seconds, memory=None, reference=None, scores_now=None):
-        row = {"set": name, "timing": how, "batch_size": batch_size, "samples_per_s": batch_size / seconds,
-               "first_call_s": first_s, "gflop_per_sample": flops / batch_size / 1e9,
+    def add(name, how, samples, flops, first_s, seconds, memory=None, reference=None, scores_now=None,
+            batch_size=None):
+        row = {"set": name, "timing": how, "batch_size": batch_size or samples, "samples_per_call": samples,
+               "samples_per_s": samples / seconds, "first_call_s": first_s, "gflop_per_sample": flops / samples / 1e9,
                "tflop_per_s": flops / seconds / 1e12, "fraction_of_peak": flops / seconds / peak,
                # an fp32 run against a bf16 peak says nothing
                "fraction_of_nominal": flops / seconds / nominal if nominal and how != "fp32" else None,
@@ -304,7 +307,7 @@ def main(argv: Sequence[str] | None = None) -> dict:
         first, seconds = _timed(lambda: job.score_samples(batch), args.device, 2, budget)
         memory = _peak_memory(args.device, lambda: job.score_samples(batch))
         got = [r.score for r in job.score_samples(batch)]
-        add(name, how, len(batch), flops, first, seconds, memory, reference, got)
+        add(name, how, len(batch), flops, first, seconds, memory, reference, got, batch_size=job.batch_size)
         return got
 
     eager = forward_fn(model, compile=False)  # the "model" rows: eager even after a compiled scorer's rows
@@ -320,15 +323,20 @@ def main(argv: Sequence[str] | None = None) -> dict:
         if not late(f"{name} model"):
             add(name, "model", batch_size, flops, *_timed(forward, args.device, 3, budget))
             assert torch.isfinite(forward().float()).all(), "non-finite scores"
+        # the scorer rows score several micro-batches a call, so that preparing the next ones can overlap
+        calls, call_flops = batch_samples * MICRO_BATCHES_PER_CALL, flops * MICRO_BATCHES_PER_CALL
         if not late(f"{name} scorer"):
-            scores[name] = measure(name, "scorer", scorer(batch_size=batch_size), batch_samples, flops)
+            scores[name] = measure(name, "scorer", scorer(batch_size=batch_size), calls, call_flops)
+        if name == "captions" and not late("captions in-line prep"):  # what prepare_workers' threads buy
+            measure(name, "in-line prep", scorer(batch_size=batch_size, prepare_workers=0), calls, call_flops,
+                    scores.get(name))
         if not args.no_compile and not late(f"{name} compiled"):
-            measure(name, "compiled", scorer(batch_size=batch_size, compile=True), batch_samples, flops,
+            measure(name, "compiled", scorer(batch_size=batch_size, compile=True), calls, call_flops,
                     scores.get(name))
         if name == "documents" and dtype != torch.float32 and not late("documents fp32"):
             model.float()
             try:
-                measure(name, "fp32", scorer(batch_size=batch_size), batch_samples, flops, scores.get(name))
+                measure(name, "fp32", scorer(batch_size=batch_size), calls, call_flops, scores.get(name))
             finally:
                 model.to(dtype)
     lengths = processor.sequence_lengths(long_docs)

@@ -60,6 +60,7 @@ def test_gpu_check_runs_on_cpu_at_tiny_size(monkeypatch, tmp_path):
     assert saved["matmul_peak_tflop_per_s"] > 0 and saved["partial"] is False
     assert {(r["set"], r["timing"]) for r in report["results"]} == {
         *((s, t) for s in ("captions", "documents") for t in ("model", "scorer")), ("documents", "fp32"),
+        ("captions", "in-line prep"),
         ("long_docs", "all at once"), ("long_docs", "budget 512"),
     }
     assert all(r["samples_per_s"] > 0 and 0 < r["fraction_of_peak"] for r in report["results"])
