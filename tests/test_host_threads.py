@@ -3,6 +3,7 @@
 import argparse
 import io
 import threading
+import time
 
 import pytest
 from PIL import Image
@@ -15,7 +16,13 @@ from unifilter_hf.scoring import QualityScorer
 from unifilter_hf.scoring_settings import ScoringSettings, add_scoring_arguments
 
 
-def test_batches_come_back_in_order_prepared_ahead_on_threads_within_the_bound():
+def _wait_for(condition, seconds: float = 5.0) -> None:
+    deadline = time.monotonic() + seconds
+    while not condition() and time.monotonic() < deadline:
+        time.sleep(0.01)
+
+
+def test_batches_come_back_in_order_prepared_ahead_on_threads():
     started, lock = [], threading.Lock()
     release = threading.Event()
 
@@ -23,20 +30,30 @@ def test_batches_come_back_in_order_prepared_ahead_on_threads_within_the_bound()
         with lock:
             started.append((batch, threading.current_thread().name))
         if batch > 0:
-            release.wait(5)  # held until the first result is consumed: how far ahead did it run?
+            release.wait(5)  # held until the first result is consumed: the next batch must already be started
         if batch == 4:
             raise ValueError("bad batch")
         return batch * 10
 
     results = prepared_ahead(list(range(8)), prepare, workers=2)
     first = next(results)
+    _wait_for(lambda: len(started) >= 2)
     ahead = len(started)
     release.set()
     rest = list(results)
     assert first == 0 and rest[:3] == [10, 20, 30] and rest[4:] == [50, 60, 70]
     assert isinstance(rest[3], ValueError) and str(rest[3]) == "bad batch"  # yielded, not raised
-    assert 2 <= ahead <= 4  # prepared ahead, but at most workers + 2 batches held at once
+    assert ahead >= 2  # batch 1 was being prepared while batch 0 was consumed
     assert {name.split("_")[0] for _, name in started} == {"unifilter-prepare"}
+
+
+def test_at_most_workers_plus_two_batches_are_held_at_once():
+    started = []
+    results = prepared_ahead(list(range(12)), lambda batch: started.append(batch) or batch, workers=2)
+    assert next(results) == 0
+    time.sleep(0.3)  # a slow consumer: an unbounded pool would have prepared all 12 by now
+    assert 2 <= len(started) <= 4  # the one consumed + workers + 1 waiting
+    assert list(results) == list(range(1, 12))
 
 
 def test_no_workers_prepares_in_line():
