@@ -103,6 +103,20 @@ def test_scorer_with_prepare_workers_gives_the_same_records_and_isolates_a_faili
     assert [r.score for i, r in enumerate(threaded) if i != 3] == [r.score for i, r in enumerate(inline) if i != 3]
 
 
+def test_the_pipeline_takes_prepare_workers(default_model):
+    from transformers import pipeline
+
+    from tests.kit import TASK, caption_rows
+
+    pipe = pipeline(TASK, device="cpu")
+    rows = caption_rows(6)
+    in_line = [r["score"] for r in pipe(rows, batch_size=2)]
+    recording = _ThreadRecordingProcessor(pipe.processor)
+    pipe.processor, pipe._scorer = recording, None
+    threaded = [r["score"] for r in pipe(rows, batch_size=2, prepare_workers=2)]
+    assert threaded == in_line and any(name.startswith("unifilter-prepare") for name in recording.threads)
+
+
 def test_prepare_workers_is_a_scoring_setting_and_flag():
     parser = argparse.ArgumentParser()
     add_scoring_arguments(parser)

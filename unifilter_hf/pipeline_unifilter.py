@@ -30,7 +30,8 @@ class MultimodalQualityScoringPipeline(Pipeline):
     exception. A list gives a list, a generator or a `datasets` dataset an iterator of results in order.
 
     Parameters (at creation or per call): `threshold`, `max_length`, `image_timeout`, `max_images`,
-    `on_image_error` (see docs/input_handling.md), `max_batch_tokens`, `compile` (docs/scaling.md); precision
+    `on_image_error` (see docs/input_handling.md), `max_batch_tokens`, `compile`, `prepare_workers`
+    (docs/scaling.md); precision
     with the pipeline's own `dtype=` at creation. Anything else raises `TypeError`.
 
     Rows are scored by the package's one batch path (`QualityScorer.score_read`): read in threads, then
@@ -66,16 +67,17 @@ class MultimodalQualityScoringPipeline(Pipeline):
 
     def _sanitize_parameters(
         self, threshold=None, max_length=None, image_timeout=None, max_images=None, on_image_error=None,
-        max_batch_tokens=None, compile=None, _rows_from_data=False, **kwargs
+        max_batch_tokens=None, compile=None, prepare_workers=None, _rows_from_data=False, **kwargs
     ):
         if kwargs:
             raise TypeError(
                 f"unknown parameter(s) {sorted(kwargs)} for multimodal-quality-scoring; accepted: threshold, "
-                "max_length, image_timeout, max_images, on_image_error, max_batch_tokens, compile (and "
-                "batch_size, num_workers, dtype at creation)"
+                "max_length, image_timeout, max_images, on_image_error, max_batch_tokens, compile, "
+                "prepare_workers (and batch_size, num_workers, dtype at creation)"
             )
         options = {"max_length": max_length, "image_timeout": image_timeout, "max_images": max_images,
-                   "on_image_error": on_image_error, "max_batch_tokens": max_batch_tokens, "compile": compile}
+                   "on_image_error": on_image_error, "max_batch_tokens": max_batch_tokens, "compile": compile,
+                   "prepare_workers": prepare_workers}
         postprocess = {} if threshold is None else {"threshold": threshold}
         forward = {k: v for k, v in options.items() if v is not None}
         forward["allow_local_files"] = None if _rows_from_data else True  # the caller's own paths are trusted
