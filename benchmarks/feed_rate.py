@@ -57,17 +57,23 @@ def released_image_processor():
                               num_image_tokens=144, max_length=8192)
 
 
+def web_caption_rows(jpegs: Sequence[bytes], rows: int, seed: int = 0) -> list[dict]:
+    """`rows` caption rows over `jpegs` in turn, each with a 12-word caption; sets the tokenizer to run without
+    a thread pool per call, as `make` does."""
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    rng = random.Random(seed)
+    return [{"image": {"bytes": jpegs[i % len(jpegs)], "path": None},
+             "text": "A photograph of " + " ".join(rng.choice(["a", "red", "cat", "on", "the", "old", "table"])
+                                                   for _ in range(12))}
+            for i in range(rows)]
+
+
 def measure(processor, rows: int = CAPTION_ROWS, repeats: int = 3, seed: int = 0) -> dict:
     """Median milliseconds per caption row for decoding and for preprocessing, on one thread."""
     from unifilter_hf.row_layouts import try_to_sample
 
-    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")  # as `make` sets it: no thread pool per call
-    rng = random.Random(seed)
     jpegs = web_jpegs()
-    caption_rows = [{"image": {"bytes": jpegs[i % len(jpegs)], "path": None},
-                     "text": "A photograph of " + " ".join(rng.choice(["a", "red", "cat", "on", "the", "old", "table"])
-                                                           for _ in range(12))}
-                    for i in range(rows)]
+    caption_rows = web_caption_rows(jpegs, rows, seed)
     decode, preprocess = [], []
     for _ in range(repeats):
         start = time.perf_counter()
@@ -89,10 +95,7 @@ def threaded_rates(processor, workers: Sequence[int] = (0, 1, 2, 4), rows: int =
     from unifilter_hf.host_threads import prepared_ahead
     from unifilter_hf.row_layouts import try_to_sample
 
-    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    jpegs = web_jpegs()
-    samples = [try_to_sample({"image": {"bytes": jpegs[i % len(jpegs)], "path": None},
-                              "text": "A photograph of a cat on an old table"})[0] for i in range(rows)]
+    samples = [try_to_sample(row)[0] for row in web_caption_rows(web_jpegs(), rows)]
     batches = [samples[i:i + batch_size] for i in range(0, rows, batch_size)]
     processor(batches[0])  # the tokenizer's settings fixed on this thread, as the scorer's planning does
     out = {}

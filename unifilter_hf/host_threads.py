@@ -5,7 +5,7 @@ On a GPU the model is fast enough that the host work of a micro-batch (tokenizin
 its images: ~5 ms a 500 px photo on one core, `benchmarks/feed_rate.py`) would leave the device idle most
 of the time if done in line: at the ~350 captions/s projected for one H100, one core prepares ~180 rows/s.
 Threads suffice (no processes): Pillow's resize, numpy and the Rust tokenizer release the GIL, and two
-threads prepared 1.7-1.9x the rows of one on two cores. On a CPU the model already uses every core, so there
+threads prepared 1.5-1.9x the rows of one on two cores. On a CPU the model already uses every core, so there
 the default is to prepare in line.
 
 torch's `DataLoader` does the same with worker processes, but it wants a dataset and a collate function

@@ -304,7 +304,7 @@ class QualityScorer:
         """
         records: list[ScoreRecord | None] = [None] * len(samples)
         lengths = self.sequence_lengths(samples)
-        chunks = list(batch_plan(lengths, self.batch_size, self.max_padding, self.max_batch_tokens))
+        chunks = batch_plan(lengths, self.batch_size, self.max_padding, self.max_batch_tokens)
         batches = [[samples[i] for i in chunk] for chunk in chunks]
         workers = self.prepare_workers if self.prepare_workers is not None else default_prepare_workers(self.device)
         for chunk, batch, inputs in zip(chunks, batches, prepared_ahead(batches, self._prepare, workers)):
